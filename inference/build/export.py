@@ -1,0 +1,73 @@
+"""Export the trained Hugging Face model to ONNX with a KV cache (fp32, int4, int8) and ship it.
+
+onnxruntime-genai's model builder does the conversion offline from the local directory; its
+output runs in plain onnxruntime. The shipped default is the int4 graph (MatMulNBits, block 32),
+with the int8 variant in `int8/` beside it for dynamic precision.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+
+
+def run_builder(hf_dir: Path, out_dir: Path, precision: str, cache_dir: Path) -> Path:
+    """One ONNX export of `hf_dir` at `precision` ("fp32" | "int4" | "int8")."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    command = [
+        sys.executable,
+        "-m",
+        "onnxruntime_genai.models.builder",
+        "-i",
+        str(hf_dir),
+        "-o",
+        str(out_dir),
+        "-p",
+        precision,
+        "-e",
+        "cpu",
+        "-c",
+        str(cache_dir),
+    ]
+    if precision in ("int4", "int8"):
+        # accuracy level 4: int8 activations in MatMulNBits, the fast path on AVX2 CPUs
+        command += ["--extra_options", "int4_block_size=32", "int4_accuracy_level=4"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    log_path = out_dir.parent / f"builder-{precision}.log"
+    with log_path.open("w") as log:
+        done = subprocess.run(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    if done.returncode != 0:
+        raise RuntimeError(f"the ONNX builder failed for {precision}; see {log_path}")
+    for name in TOKENIZER_FILES:
+        if (hf_dir / name).exists() and not (out_dir / name).exists():
+            shutil.copy2(hf_dir / name, out_dir / name)
+    return out_dir
+
+
+def export_all(work: Path) -> dict[str, Path]:
+    hf_dir = work / "hf"
+    cache = work / "builder-cache"
+    return {
+        precision: run_builder(hf_dir, work / "onnx" / precision, precision, cache)
+        for precision in ("fp32", "int4", "int8")
+    }
+
+
+def ship(exported: dict[str, Path], out: Path) -> Path:
+    """Copy the int4 model into `out` and the int8 one into `out/int8`, replacing what was there."""
+    out.mkdir(parents=True, exist_ok=True)
+    for variant, target in (("int4", out), ("int8", out / "int8")):
+        target.mkdir(parents=True, exist_ok=True)
+        for item in exported[variant].iterdir():
+            if item.is_file():
+                shutil.copy2(item, target / item.name)
+    return out
+
+
+def export_default_model(work: Path, out: Path) -> Path:
+    return ship(export_all(work), out)

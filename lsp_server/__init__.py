@@ -1,0 +1,1 @@
+"""flashcode's language server: LSP wiring over the prompts and inference packages."""

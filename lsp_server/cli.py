@@ -1,0 +1,191 @@
+"""The `flashcode` command: serve, complete, model, bench, eval, doctor, stats."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import json
+import logging
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+BENCHMARKS = ("engine", "lsp", "cache", "commands")
+EVALS = ("humaneval-infilling", "nextline", "agreement")
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from lsp_server.server import build_server
+
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        stream=sys.stderr,  # stdout carries the protocol
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    overrides: dict[str, Any] = {}
+    if args.model:
+        overrides["modelPath"] = str(args.model)
+    if args.device:
+        overrides["device"] = args.device
+    server = build_server(overrides)
+    if args.tcp:
+        host, _, port = args.tcp.rpartition(":")
+        server.start_tcp(host or "127.0.0.1", int(port))
+    else:
+        server.start_io()
+    return 0
+
+
+def _complete(args: argparse.Namespace) -> int:
+    from prompts.context import Document
+
+    from lsp_server.completion_service import CompletionService
+    from lsp_server.models import ModelManager
+    from lsp_server.settings import merge
+
+    overrides: dict[str, Any] = {"modelPath": str(args.model)} if args.model else {}
+    settings, problems = merge(overrides)
+    for problem in problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    path = Path(args.file)
+    text = path.read_text(encoding="utf-8")
+    lines = text.splitlines(keepends=True)
+    if args.line >= len(lines) + 1:
+        print(f"error: {path} has {len(lines)} lines", file=sys.stderr)
+        return 2
+    offset = sum(len(line) for line in lines[: args.line]) + args.character
+    document = Document(
+        uri=path.resolve().as_uri(), path=str(path), language_id=args.language or "", text=text
+    )
+
+    async def run() -> int:
+        models = ModelManager(on_change=lambda _: None)
+        await models.load(settings)
+        if not models.ready:
+            print(f"error: {models.error}", file=sys.stderr)
+            return 1
+        suggestion = await CompletionService(models).suggest(document, offset, [], settings)
+        models.close()
+        print(suggestion.text if suggestion else "")
+        return 0
+
+    return asyncio.run(run())
+
+
+def _model(args: argparse.Namespace) -> int:
+    if args.model_command == "info":
+        from inference.model import ModelError, load_model_info
+
+        try:
+            info = load_model_info(args.dir)
+        except ModelError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(json.dumps(info.describe(), indent=2))
+        return 0
+    if args.model_command == "quantize":
+        from inference.quantize import quantize
+
+        out = quantize(args.src, args.dst, bits=args.bits, block_size=args.block_size)
+        print(f"wrote {out}")
+        return 0
+    from inference.build.__main__ import main as build_main
+
+    build_main(
+        ["all", "--work", str(args.work), "--minutes", str(args.minutes), "--out", str(args.out)]
+    )
+    return 0
+
+
+def _module_main(module: str, argv: list[str]) -> int:
+    return int(importlib.import_module(module).main(argv) or 0)
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    import onnxruntime
+
+    from inference.router import default_model_dir
+
+    report: dict[str, Any] = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "onnxruntime": onnxruntime.__version__,
+        "providers": onnxruntime.get_available_providers(),
+        "default_model": str(default_model_dir()),
+    }
+    try:
+        from inference.model import load_model_info
+
+        report["default_model_info"] = load_model_info(default_model_dir()).describe()
+    except Exception as exc:  # doctor reports every problem it finds rather than stopping
+        report["default_model_error"] = str(exc)
+    print(json.dumps(report, indent=2, default=str))
+    return 0
+
+
+def _stats(args: argparse.Namespace) -> int:
+    return _module_main("lsp_server.cache_stats", [])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="flashcode", description="Local AI code completion.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the language server (stdio by default)")
+    serve.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP instead of stdio")
+    serve.add_argument("--model", type=Path, help="model directory (default: the embedded model)")
+    serve.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    serve.add_argument("--log-level", default="info", choices=["error", "warning", "info", "debug"])
+    serve.set_defaults(func=_serve)
+
+    complete = sub.add_parser("complete", help="print one completion for a file position")
+    complete.add_argument("file")
+    complete.add_argument("--line", type=int, required=True, help="0-based line")
+    complete.add_argument("--character", type=int, required=True, help="0-based column")
+    complete.add_argument(
+        "--language", default="", help="language id (default: from the extension)"
+    )
+    complete.add_argument("--model", type=Path)
+    complete.set_defaults(func=_complete)
+
+    model = sub.add_parser("model", help="inspect, quantize or build models")
+    model_sub = model.add_subparsers(dest="model_command", required=True)
+    info = model_sub.add_parser(
+        "info", help="layout, IO, size, precision and fingerprint of a model"
+    )
+    info.add_argument("dir", type=Path)
+    quant = model_sub.add_parser(
+        "quantize", help="weight-only int4/int8 (MatMulNBits) copy of a model"
+    )
+    quant.add_argument("src", type=Path)
+    quant.add_argument("dst", type=Path)
+    quant.add_argument("--bits", type=int, choices=[4, 8], default=4)
+    quant.add_argument("--block-size", type=int, default=32)
+    build = model_sub.add_parser(
+        "build", help="train and export flashcode-tiny (needs the [build] extra)"
+    )
+    build.add_argument("--minutes", type=float, default=90.0)
+    build.add_argument("--out", type=Path, required=True)
+    build.add_argument("--work", type=Path, default=Path("runs/tiny"))
+    model.set_defaults(func=_model)
+
+    bench = sub.add_parser("bench", help="measure speed and quality (prints JSON)")
+    bench.add_argument("name", choices=BENCHMARKS)
+    bench.add_argument("rest", nargs=argparse.REMAINDER)
+    bench.set_defaults(func=lambda a: _module_main(f"benchmarks.{a.name}", a.rest))
+
+    evaluate = sub.add_parser("eval", help="score a model (prints JSON)")
+    evaluate.add_argument("name", choices=EVALS)
+    evaluate.add_argument("rest", nargs=argparse.REMAINDER)
+    evaluate.set_defaults(func=lambda a: _module_main("benchmarks.evaluate", [a.name, *a.rest]))
+
+    sub.add_parser("doctor", help="check the installation").set_defaults(func=_doctor)
+    sub.add_parser("stats", help="completion cache statistics").set_defaults(func=_stats)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    sys.exit(args.func(args))

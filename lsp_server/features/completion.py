@@ -1,0 +1,66 @@
+"""textDocument/completion: the suggestion as a completion item, for clients without inline completion."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from lsprotocol import types
+
+if TYPE_CHECKING:
+    from lsp_server.server import FlashcodeServer
+
+
+def register(server: FlashcodeServer) -> None:
+    @server.feature(
+        types.TEXT_DOCUMENT_COMPLETION,
+        types.CompletionOptions(trigger_characters=[".", "(", " "], resolve_provider=False),
+    )
+    async def completion(
+        ls: FlashcodeServer, params: types.CompletionParams
+    ) -> types.CompletionList:
+        empty = types.CompletionList(is_incomplete=True, items=[])
+        uri = params.text_document.uri
+        document = ls.document(uri)
+        if document is None or not ls.settings.language_enabled(document.language_id):
+            return empty
+        offset = ls.offset_of(uri, params.position)
+        if offset is None:
+            return empty
+        suggestion = await ls.completions.suggest(
+            document, offset, ls.open_documents(uri), ls.settings
+        )
+        ls.status_after_completion()
+        if suggestion is None:
+            return empty
+        first_line = (
+            suggestion.text.strip().splitlines()[0] if suggestion.text.strip() else suggestion.text
+        )
+        return types.CompletionList(
+            is_incomplete=True,
+            items=[
+                types.CompletionItem(
+                    label=first_line[:80],
+                    kind=types.CompletionItemKind.Snippet,
+                    detail="flashcode",
+                    documentation=types.MarkupContent(
+                        kind=types.MarkupKind.Markdown,
+                        value=f"```{document.language_id}\n{suggestion.text}\n```",
+                    ),
+                    insert_text_format=types.InsertTextFormat.PlainText,
+                    text_edit=types.TextEdit(
+                        range=types.Range(start=params.position, end=params.position),
+                        new_text=suggestion.text,
+                    ),
+                    sort_text="0",
+                    filter_text=document.text[
+                        document.text.rfind("\n", 0, offset) + 1 : offset
+                    ].lstrip()
+                    + suggestion.text,
+                    command=types.Command(
+                        title="Accept",
+                        command="flashcode.acceptCompletion",
+                        arguments=[suggestion.id],
+                    ),
+                )
+            ],
+        )

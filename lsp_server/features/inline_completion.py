@@ -1,0 +1,48 @@
+"""textDocument/inlineCompletion: ghost text at the cursor."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from lsprotocol import types
+
+if TYPE_CHECKING:
+    from lsp_server.server import FlashcodeServer
+
+ACCEPT_COMMAND = "flashcode.acceptCompletion"
+
+
+def register(server: FlashcodeServer) -> None:
+    # Passing options is what makes pygls announce inlineCompletionProvider in initialize.
+    @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
+    async def inline_completion(
+        ls: FlashcodeServer, params: types.InlineCompletionParams
+    ) -> types.InlineCompletionList:
+        uri = params.text_document.uri
+        document = ls.document(uri)
+        if document is None or not ls.settings.language_enabled(document.language_id):
+            return types.InlineCompletionList(items=[])
+        offset = ls.offset_of(uri, params.position)
+        if offset is None:
+            return types.InlineCompletionList(items=[])
+        suggestion = await ls.completions.suggest(
+            document, offset, ls.open_documents(uri), ls.settings
+        )
+        ls.status_after_completion()
+        if suggestion is None:
+            return types.InlineCompletionList(items=[])
+        return types.InlineCompletionList(
+            items=[
+                types.InlineCompletionItem(
+                    insert_text=suggestion.text,
+                    range=types.Range(start=params.position, end=params.position),
+                    command=types.Command(
+                        title="Accept", command=ACCEPT_COMMAND, arguments=[suggestion.id]
+                    ),
+                )
+            ]
+        )
+
+    @server.command(ACCEPT_COMMAND)
+    def accept(ls: FlashcodeServer, suggestion_id: str) -> bool:
+        return ls.completions.accepted(suggestion_id)

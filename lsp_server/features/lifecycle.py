@@ -1,0 +1,73 @@
+"""initialize / initialized / configuration / document lifecycle, and the background model load."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from lsprotocol import types
+
+from lsp_server.settings import unwrap_section
+
+if TYPE_CHECKING:
+    from lsp_server.server import FlashcodeServer
+
+log = logging.getLogger(__name__)
+
+
+async def pull_workspace_settings(server: FlashcodeServer) -> None:
+    """Ask the client for the "flashcode" section, when it can answer."""
+    capabilities = server.client_capabilities
+    if not (capabilities.workspace and capabilities.workspace.configuration):
+        return
+    try:
+        answer = await server.workspace_configuration_async(
+            types.ConfigurationParams(items=[types.ConfigurationItem(section="flashcode")])
+        )
+    except Exception as exc:  # a client that fails this request still gets completions
+        log.warning("workspace/configuration failed: %s", exc)
+        return
+    if answer and isinstance(answer[0], dict):
+        server.workspace_settings = dict(unwrap_section(answer[0]))
+
+
+async def apply_settings(server: FlashcodeServer) -> None:
+    server.report_problems(server.refresh_settings())
+    await server.models.load(server.settings)
+
+
+def register(server: FlashcodeServer) -> None:
+    @server.feature(types.INITIALIZE)
+    def initialize(ls: FlashcodeServer, params: types.InitializeParams) -> None:
+        options = params.initialization_options
+        ls.initialization_options = (
+            dict(unwrap_section(options)) if isinstance(options, dict) else {}
+        )
+
+    @server.feature(types.INITIALIZED)
+    async def initialized(ls: FlashcodeServer, params: types.InitializedParams) -> None:
+        # Never awaited by initialize: the model loads while the editor goes on.
+        async def start() -> None:
+            await pull_workspace_settings(ls)
+            await apply_settings(ls)
+
+        ls.spawn(start())
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+    async def did_change_configuration(
+        ls: FlashcodeServer, params: types.DidChangeConfigurationParams
+    ) -> None:
+        settings = params.settings
+        if isinstance(settings, dict) and settings.get("flashcode") is not None:
+            ls.workspace_settings = dict(unwrap_section(settings))
+        else:
+            await pull_workspace_settings(ls)
+        ls.spawn(apply_settings(ls))
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+    def did_close(ls: FlashcodeServer, params: types.DidCloseTextDocumentParams) -> None:
+        ls.completions.forget(params.text_document.uri)
+
+    @server.feature(types.SHUTDOWN)
+    def shutdown(ls: FlashcodeServer, params: None) -> None:
+        ls.models.close()

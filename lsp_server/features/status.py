@@ -1,0 +1,101 @@
+"""flashcode/status notifications, $/progress for model loading, and the flashcode/stats request."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from lsprotocol import types
+
+from lsp_server.models import ModelManager, ModelState
+
+if TYPE_CHECKING:
+    from lsp_server.server import FlashcodeServer
+
+log = logging.getLogger(__name__)
+
+STATUS_NOTIFICATION = "flashcode/status"
+STATS_REQUEST = "flashcode/stats"
+
+
+def status_payload(server: FlashcodeServer) -> dict[str, Any]:
+    models = server.models
+    payload: dict[str, Any] = {
+        "state": models.state.value,
+        "model": models.describe(),
+        "device": models.device(),
+    }
+    if models.error:
+        payload["message"] = models.error
+    if server.completions.stats.answered:
+        payload["lastLatencyMs"] = round(server.completions.stats.last_latency_ms, 1)
+    return payload
+
+
+def send_status(server: FlashcodeServer) -> None:
+    server.protocol.notify(STATUS_NOTIFICATION, status_payload(server))
+
+
+async def _progress(server: FlashcodeServer, models: ModelManager) -> None:
+    capabilities = server.client_capabilities
+    if not (capabilities.window and capabilities.window.work_done_progress):
+        return
+    progress = server.work_done_progress
+    if models.state is ModelState.LOADING:
+        token = f"flashcode-load-{uuid.uuid4().hex[:8]}"
+        server.load_progress_token = token
+        try:
+            await progress.create_async(token)
+        except Exception as exc:  # the editor refused a progress bar: loading goes on without one
+            log.debug("progress create refused: %s", exc)
+            server.load_progress_token = None
+            return
+        if server.load_progress_token == token and models.state is ModelState.LOADING:
+            progress.begin(
+                token,
+                types.WorkDoneProgressBegin(
+                    title="flashcode", message=f"loading {models.describe()}", cancellable=False
+                ),
+            )
+            return
+    token = server.load_progress_token
+    if token is not None:
+        server.load_progress_token = None
+        progress.end(token, types.WorkDoneProgressEnd(message=models.state.value))
+
+
+def on_models_changed(server: FlashcodeServer, models: ModelManager) -> None:
+    send_status(server)
+    if models.state is ModelState.ERROR:
+        server.window_show_message(
+            types.ShowMessageParams(type=types.MessageType.Error, message=models.error)
+        )
+    server.spawn(_progress(server, models))
+
+
+def stats_payload(server: FlashcodeServer) -> dict[str, Any]:
+    stats = server.completions.stats
+    result: dict[str, Any] = {
+        "completions": {
+            "requests": stats.requests,
+            "answered": stats.answered,
+            "empty": stats.empty,
+            "accepted": stats.accepted,
+            "bySource": dict(stats.by_source),
+            "lastLatencyMs": round(stats.last_latency_ms, 1),
+        },
+        "model": status_payload(server),
+    }
+    if server.models.flash is not None:
+        result["engine"] = server.models.flash.primary.stats()
+    cache = getattr(server.completions, "cache", None)
+    if cache is not None:
+        result["cache"] = cache.stats()
+    return result
+
+
+def register(server: FlashcodeServer) -> None:
+    @server.feature(STATS_REQUEST)
+    def stats(ls: FlashcodeServer, params: Any) -> dict[str, Any]:
+        return stats_payload(ls)

@@ -1,0 +1,140 @@
+"""The models a server runs: loaded in the background, replaced when settings change.
+
+Two tiers (DESIGN.md): "flash" serves inline completion, "pro" serves tests and docstrings; both
+default to the embedded model and share one Engine when they name the same directory. When an
+int8 variant sits beside an int4 model, complex scopes may be routed to it (inference.router).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+from inference.engine import Engine, EngineOptions
+from inference.model import ModelError
+
+from inference.router import ModelRouter, default_model_dir, find_variants
+from lsp_server.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class ModelState(str, Enum):
+    LOADING = "loading"
+    READY = "ready"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What decides whether a loaded engine can be kept after a settings change."""
+
+    flash_dir: Path
+    pro_dir: Path
+    device: str
+    threads: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ModelSpec:
+        flash = (
+            Path(settings.model_path).expanduser() if settings.model_path else default_model_dir()
+        )
+        pro = Path(settings.pro_model_path).expanduser() if settings.pro_model_path else flash
+        return cls(flash_dir=flash, pro_dir=pro, device=settings.device, threads=settings.threads)
+
+
+class ModelManager:
+    """Owns the engines. Loading runs on a worker thread; readers never wait for it."""
+
+    def __init__(self, on_change: Callable[[ModelManager], None]) -> None:
+        self.state = ModelState.LOADING
+        self.error = ""
+        self.spec: ModelSpec | None = None
+        self.flash: ModelRouter | None = None
+        self.pro: ModelRouter | None = None
+        self.load_seconds = 0.0
+        self._on_change = on_change
+        self._lock = threading.Lock()
+        self._generation = 0  # bumps on every reload so a slow stale load cannot win
+
+    @property
+    def ready(self) -> bool:
+        return self.state is ModelState.READY and self.flash is not None
+
+    def describe(self) -> str:
+        if self.flash is None:
+            return self.spec.flash_dir.name if self.spec else ""
+        return self.flash.primary.model.name
+
+    def device(self) -> str:
+        if self.flash is None:
+            return ""
+        return "cuda" if "CUDA" in self.flash.primary.provider else "cpu"
+
+    async def load(self, settings: Settings) -> None:
+        spec = ModelSpec.from_settings(settings)
+        if spec == self.spec and self.state is not ModelState.ERROR:
+            return
+        with self._lock:
+            self._generation += 1
+            generation = self._generation
+        self.spec = spec
+        self.state = ModelState.LOADING
+        self.error = ""
+        self._on_change(self)
+        options = EngineOptions(device=spec.device, threads=spec.threads)
+        started = time.perf_counter()
+        try:
+            flash, pro = await asyncio.to_thread(self._load_blocking, spec, options)
+        except (ModelError, OSError, RuntimeError, ValueError) as exc:
+            if generation != self._generation:
+                return
+            self.state = ModelState.ERROR
+            self.error = f"flashcode could not load the model: {exc}"
+            log.error("model load failed: %s", exc)
+            self._on_change(self)
+            return
+        if generation != self._generation:
+            flash.close()
+            if pro is not flash:
+                pro.close()
+            return
+        old = [router for router in (self.flash, self.pro) if router is not None]
+        self.flash, self.pro = flash, pro
+        self.load_seconds = time.perf_counter() - started
+        self.state = ModelState.READY
+        log.info(
+            "model %s ready on %s in %.2fs",
+            flash.primary.model.name,
+            flash.primary.provider,
+            self.load_seconds,
+        )
+        for router in {id(r): r for r in old}.values():
+            router.close()
+        self._on_change(self)
+
+    @staticmethod
+    def _load_blocking(spec: ModelSpec, options: EngineOptions) -> tuple[ModelRouter, ModelRouter]:
+        flash = ModelRouter(
+            {
+                name: Engine.load(path, options)
+                for name, path in find_variants(spec.flash_dir).items()
+            }
+        )
+        if spec.pro_dir == spec.flash_dir:
+            return flash, flash
+        pro = ModelRouter(
+            {name: Engine.load(path, options) for name, path in find_variants(spec.pro_dir).items()}
+        )
+        return flash, pro
+
+    def close(self) -> None:
+        for router in {id(r): r for r in (self.flash, self.pro) if r is not None}.values():
+            router.close()
+        self.flash = self.pro = None

@@ -1,0 +1,113 @@
+"""Server construction: state on a LanguageServer subclass, one module per feature."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from lsprotocol import types
+from prompts.context import Document
+from pygls.lsp.server import LanguageServer
+
+from lsp_server.completion_service import CompletionService
+from lsp_server.models import ModelManager
+from lsp_server.settings import merge
+
+log = logging.getLogger(__name__)
+
+NAME = "flashcode"
+VERSION = "0.1.0"
+
+
+class FlashcodeServer(LanguageServer):
+    """The language server, with the state every feature shares."""
+
+    def __init__(self, base_settings: dict[str, Any] | None = None) -> None:
+        super().__init__(
+            NAME, VERSION, text_document_sync_kind=types.TextDocumentSyncKind.Incremental
+        )
+        self.base_settings = (
+            base_settings or {}
+        )  # from the command line, below initializationOptions
+        self.initialization_options: dict[str, Any] = {}
+        self.workspace_settings: dict[str, Any] = {}
+        self.settings, _ = merge(self.base_settings)
+        self.models = ModelManager(on_change=self._models_changed)
+        self.completions = CompletionService(self.models)
+        self.background: set[asyncio.Task[Any]] = set()
+        self.load_progress_token: str | None = None
+
+    # -- settings ---------------------------------------------------------------------------
+    def refresh_settings(self) -> list[str]:
+        self.settings, problems = merge(
+            self.base_settings, self.initialization_options, self.workspace_settings
+        )
+        logging.getLogger().setLevel(self.settings.log_level.upper())
+        return problems
+
+    def report_problems(self, problems: list[str]) -> None:
+        if problems:
+            message = "flashcode settings: " + "; ".join(problems) + " (defaults used instead)"
+            log.warning(message)
+            self.window_show_message(
+                types.ShowMessageParams(type=types.MessageType.Warning, message=message)
+            )
+
+    # -- documents --------------------------------------------------------------------------
+    def document(self, uri: str) -> Document | None:
+        """The open document at `uri`, or None when the client never opened it."""
+        if uri not in self.workspace.text_documents:
+            return None
+        doc = self.workspace.get_text_document(uri)
+        return Document(
+            uri=uri, path=doc.path or uri, language_id=doc.language_id or "", text=doc.source
+        )
+
+    def open_documents(self, except_uri: str) -> list[Document]:
+        result = []
+        for uri in list(self.workspace.text_documents):
+            if uri != except_uri:
+                document = self.document(uri)
+                if document is not None:
+                    result.append(document)
+        return result
+
+    def offset_of(self, uri: str, position: types.Position) -> int | None:
+        """The str index of an LSP (UTF-16) position, or None when it is outside the document."""
+        doc = self.workspace.get_text_document(uri)
+        lines = doc.lines
+        if position.line > len(lines) or position.line < 0 or position.character < 0:
+            return None
+        if position.line == len(lines):
+            # The position just past a final newline is valid; anything further on that line is not.
+            return len(doc.source) if position.character == 0 else None
+        line = lines[position.line].rstrip("\r\n")
+        if position.character > len(line.encode("utf-16-le")) // 2:
+            return None
+        return doc.offset_at_position(position)
+
+    # -- background work ----------------------------------------------------------------------
+    def spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+    def status_after_completion(self) -> None:
+        from lsp_server.features.status import send_status
+
+        send_status(self)
+
+    def _models_changed(self, models: ModelManager) -> None:
+        from lsp_server.features.status import on_models_changed
+
+        on_models_changed(self, models)
+
+
+def build_server(base_settings: dict[str, Any] | None = None) -> FlashcodeServer:
+    from lsp_server.features import completion, inline_completion, lifecycle, status
+
+    server = FlashcodeServer(base_settings)
+    for feature in (lifecycle, inline_completion, completion, status):
+        feature.register(server)
+    return server

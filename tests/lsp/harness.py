@@ -1,0 +1,87 @@
+"""Helpers for driving the real server over stdio with pytest-lsp."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types
+from pytest_lsp import ClientServerConfig, LanguageClient
+
+from tests.conftest import ROOT
+
+
+def server_config(*extra_args: str, env: dict[str, str] | None = None) -> ClientServerConfig:
+    return ClientServerConfig(
+        server_command=[sys.executable, "-m", "lsp_server", *extra_args],
+        server_env={"PYTHONPATH": str(ROOT), **(env or {})},
+    )
+
+
+@dataclass
+class StatusLog:
+    """Every flashcode/status notification, with an event per state for waiting on it."""
+
+    states: list[dict[str, Any]] = field(default_factory=list)
+    events: dict[str, asyncio.Event] = field(default_factory=dict)
+
+    def record(self, params: Any) -> None:
+        payload = params if isinstance(params, dict) else vars(params)
+        self.states.append(payload)
+        self.event(payload["state"]).set()
+
+    def event(self, state: str) -> asyncio.Event:
+        return self.events.setdefault(state, asyncio.Event())
+
+    async def wait_for(self, state: str, timeout: float = 60) -> dict[str, Any]:
+        await asyncio.wait_for(self.event(state).wait(), timeout)
+        return next(s for s in reversed(self.states) if s["state"] == state)
+
+
+def watch_status(client: LanguageClient) -> StatusLog:
+    log = StatusLog()
+
+    @client.feature("flashcode/status")
+    def on_status(_client: LanguageClient, params: Any) -> None:
+        log.record(params)
+
+    return log
+
+
+def open_document(
+    client: LanguageClient, path: str, text: str, language_id: str = "python", version: int = 1
+) -> str:
+    uri = Path(path).resolve().as_uri() if not path.startswith("file:") else path
+    client.text_document_did_open(
+        types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(
+                uri=uri, language_id=language_id, version=version, text=text
+            )
+        )
+    )
+    return uri
+
+
+def end_of(text: str) -> types.Position:
+    lines = text.split("\n")
+    return types.Position(line=len(lines) - 1, character=len(lines[-1].encode("utf-16-le")) // 2)
+
+
+async def inline_completion(
+    client: LanguageClient, uri: str, position: types.Position
+) -> list[types.InlineCompletionItem]:
+    result = await client.text_document_inline_completion_async(
+        types.InlineCompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            position=position,
+            context=types.InlineCompletionContext(
+                trigger_kind=types.InlineCompletionTriggerKind.Automatic
+            ),
+        )
+    )
+    if result is None:
+        return []
+    return list(result.items if isinstance(result, types.InlineCompletionList) else result)

@@ -1,0 +1,201 @@
+"""Inline completion end to end: the real server over stdio, the real embedded model."""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+from typing import Any
+
+import pytest
+import pytest_lsp
+from lsprotocol import types
+from pygls.exceptions import JsonRpcRequestCancelled
+from pytest_lsp import LanguageClient, client_capabilities
+
+from tests.conftest import e2e_model_dir
+from tests.lsp.harness import (
+    StatusLog,
+    end_of,
+    inline_completion,
+    open_document,
+    server_config,
+    watch_status,
+)
+
+FIB = "def fibonacci(n):\n    if n < 2:\n        return n\n    return "
+
+
+@pytest_lsp.fixture(config=server_config("--model", str(e2e_model_dir())), scope="module")
+async def client(lsp_client: LanguageClient) -> Any:
+    lsp_client.status = watch_status(lsp_client)  # type: ignore[attr-defined]
+    lsp_client.init_result = await lsp_client.initialize_session(  # type: ignore[attr-defined]
+        types.InitializeParams(capabilities=client_capabilities("neovim"))
+    )
+    await lsp_client.status.wait_for("ready")  # type: ignore[attr-defined]
+    yield
+    await lsp_client.shutdown_session()
+
+
+def status_of(client: LanguageClient) -> StatusLog:
+    return client.status  # type: ignore[attr-defined,no-any-return]
+
+
+async def test_initialize_announces_inline_completion(client: LanguageClient) -> None:
+    capabilities = client.init_result.capabilities  # type: ignore[attr-defined]
+    assert capabilities.inline_completion_provider is not None
+    assert capabilities.completion_provider is not None
+    sync = capabilities.text_document_sync
+    assert sync.change == types.TextDocumentSyncKind.Incremental
+
+
+async def test_model_loaded_reports_progress_and_status(client: LanguageClient) -> None:
+    ready = await status_of(client).wait_for("ready")
+    assert ready["model"]
+    assert ready["device"] in ("cpu", "cuda")
+    states = [s["state"] for s in status_of(client).states]
+    assert states.index("loading") < states.index("ready")
+    kinds = [[type(v).__name__ for v in reports] for reports in client.progress_reports.values()]
+    assert ["WorkDoneProgressBegin", "WorkDoneProgressEnd"] in kinds
+
+
+async def test_python_completion_is_valid_code(client: LanguageClient) -> None:
+    uri = open_document(client, "/tmp/flashcode-e2e/fib.py", FIB)
+    items = await inline_completion(client, uri, end_of(FIB))
+    assert len(items) == 1
+    text = items[0].insert_text
+    assert isinstance(text, str) and text.strip(), "the model offered nothing"
+    assert "\n" not in text.strip(), "mid-line completion should be one line"
+    ast.parse(FIB + text)  # what the user would accept must be valid Python
+    assert items[0].command is not None and items[0].command.command == "flashcode.acceptCompletion"
+    accepted = await client.workspace_execute_command_async(
+        types.ExecuteCommandParams(
+            command="flashcode.acceptCompletion", arguments=items[0].command.arguments
+        )
+    )
+    assert accepted is True
+
+
+async def test_typing_the_suggestion_offers_the_rest_without_the_model(
+    client: LanguageClient,
+) -> None:
+    text = "import os\n\n\ndef read_lines(path):\n    with open(path) as handle:\n        return "
+    uri = open_document(client, "/tmp/flashcode-e2e/typeahead.py", text)
+    items = await inline_completion(client, uri, end_of(text))
+    suggestion = items[0].insert_text
+    assert isinstance(suggestion, str) and len(suggestion) >= 2
+    typed = suggestion[:2]
+    position = end_of(text)
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+            content_changes=[
+                types.TextDocumentContentChangePartial(
+                    range=types.Range(start=position, end=position), text=typed
+                )
+            ],
+        )
+    )
+    before = await client.protocol.send_request_async("flashcode/stats", {})
+    rest = await inline_completion(client, uri, end_of(text + typed))
+    after = await client.protocol.send_request_async("flashcode/stats", {})
+    assert [item.insert_text for item in rest] == [suggestion[2:]]
+    typeahead = lambda stats: stats.completions.bySource.get("typeahead", 0)  # noqa: E731
+    assert typeahead(after) == typeahead(before) + 1
+
+
+async def test_cancelled_request_is_answered_as_cancelled(client: LanguageClient) -> None:
+    body = (
+        "class Stack:\n    def __init__(self):\n        self.items = []\n\n"
+        "    def push(self, item):\n"
+    )
+    uri = open_document(client, "/tmp/flashcode-e2e/cancel.py", body + "        ")
+    params = types.InlineCompletionParams(
+        text_document=types.TextDocumentIdentifier(uri=uri),
+        position=types.Position(line=5, character=8),
+        context=types.InlineCompletionContext(
+            trigger_kind=types.InlineCompletionTriggerKind.Invoked
+        ),
+    )
+    future = client.protocol.send_request(
+        types.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id="cancel-me"
+    )
+    client.cancel_request(types.CancelParams(id="cancel-me"))
+    with pytest.raises(JsonRpcRequestCancelled):
+        await asyncio.wrap_future(future)
+    # The server keeps serving after a cancellation.
+    items = await inline_completion(client, uri, types.Position(line=5, character=8))
+    assert items and isinstance(items[0].insert_text, str)
+
+
+async def test_two_open_documents_each_get_their_own_completion(client: LanguageClient) -> None:
+    helpers = "def parse_port(value):\n    return int(value.strip())\n"
+    user = "from helpers import parse_port\n\nport = "
+    helpers_uri = open_document(client, "/tmp/flashcode-e2e/helpers.py", helpers)
+    user_uri = open_document(client, "/tmp/flashcode-e2e/user.py", user)
+    in_user = await inline_completion(client, user_uri, end_of(user))
+    in_helpers = await inline_completion(client, helpers_uri, types.Position(line=2, character=0))
+    assert in_user and in_user[0].insert_text
+    ast.parse(user + str(in_user[0].insert_text))
+    for item in in_helpers:
+        ast.parse(helpers + str(item.insert_text))
+
+
+async def test_disabling_a_language_in_settings_stops_its_completions(
+    client: LanguageClient,
+) -> None:
+    uri = open_document(client, "/tmp/flashcode-e2e/settings.py", FIB)
+    client.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(settings={"flashcode": {"enabledLanguages": ["rust"]}})
+    )
+    await asyncio.sleep(0)
+    stats = await client.protocol.send_request_async(
+        "flashcode/stats", {}
+    )  # a round trip: the change is applied
+    assert stats is not None
+    assert await inline_completion(client, uri, end_of(FIB)) == []
+    client.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(settings={"flashcode": {"enabledLanguages": ["*"]}})
+    )
+    await client.protocol.send_request_async("flashcode/stats", {})
+    assert await inline_completion(client, uri, end_of(FIB))
+
+
+async def test_bad_positions_get_empty_answers_and_the_server_keeps_serving(
+    client: LanguageClient,
+) -> None:
+    uri = open_document(client, "/tmp/flashcode-e2e/bad.py", FIB)
+    assert await inline_completion(client, uri, types.Position(line=400, character=0)) == []
+    assert await inline_completion(client, uri, types.Position(line=1, character=300)) == []
+    unknown = "file:///tmp/flashcode-e2e/never-opened.py"
+    assert await inline_completion(client, unknown, types.Position(line=0, character=0)) == []
+    with pytest.raises(Exception, match=r"(?i)invalid|line|-1"):
+        await client.protocol.send_request_async(
+            types.TEXT_DOCUMENT_INLINE_COMPLETION,
+            {
+                "textDocument": {"uri": uri},
+                "position": {"line": -1, "character": 0},
+                "context": {"triggerKind": 1},
+            },
+        )
+    assert await inline_completion(client, uri, end_of(FIB))
+
+
+async def test_unusable_settings_are_reported_and_replaced_by_defaults(
+    client: LanguageClient,
+) -> None:
+    before = len(client.messages)
+    client.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(
+            settings={"flashcode": {"maxNewTokens": "lots", "device": "tpu"}}
+        )
+    )
+    await client.protocol.send_request_async("flashcode/stats", {})
+    for _ in range(100):
+        if len(client.messages) > before:
+            break
+        await client.protocol.send_request_async("flashcode/stats", {})
+    warning = client.messages[-1]
+    assert warning.type == types.MessageType.Warning
+    assert "maxNewTokens" in warning.message and "device" in warning.message
+    uri = open_document(client, "/tmp/flashcode-e2e/after-bad-settings.py", FIB)
+    assert await inline_completion(client, uri, end_of(FIB))

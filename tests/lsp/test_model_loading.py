@@ -1,0 +1,62 @@
+"""The model loads in the background: early requests, and a model that fails to load."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest_lsp
+from lsprotocol import types
+from pytest_lsp import LanguageClient, client_capabilities
+
+from tests.conftest import e2e_model_dir
+from tests.lsp.harness import end_of, inline_completion, open_document, server_config, watch_status
+
+CODE = "def greet(name):\n    return "
+
+
+@pytest_lsp.fixture(config=server_config("--model", str(e2e_model_dir())))
+async def fresh(lsp_client: LanguageClient) -> Any:
+    lsp_client.status = watch_status(lsp_client)  # type: ignore[attr-defined]
+    await lsp_client.initialize_session(
+        types.InitializeParams(capabilities=client_capabilities("neovim"))
+    )
+    yield
+    await lsp_client.shutdown_session()
+
+
+async def test_request_before_the_model_is_ready_gets_an_empty_answer_quickly(
+    fresh: LanguageClient,
+) -> None:
+    uri = open_document(fresh, "/tmp/flashcode-e2e/early.py", CODE)
+    started = time.perf_counter()
+    items = await inline_completion(fresh, uri, end_of(CODE))
+    waited = time.perf_counter() - started
+    assert not fresh.status.event("ready").is_set(), "the model was ready too soon to test this"  # type: ignore[attr-defined]
+    assert items == []
+    assert waited < 5  # generous: it must not wait for the model load
+    await fresh.status.wait_for("ready")  # type: ignore[attr-defined]
+    assert await inline_completion(fresh, uri, end_of(CODE))
+
+
+@pytest_lsp.fixture(config=server_config("--model", "/nonexistent/flashcode-model"))
+async def broken(lsp_client: LanguageClient) -> Any:
+    lsp_client.status = watch_status(lsp_client)  # type: ignore[attr-defined]
+    await lsp_client.initialize_session(
+        types.InitializeParams(capabilities=client_capabilities("neovim"))
+    )
+    yield
+    await lsp_client.shutdown_session()
+
+
+async def test_a_model_that_fails_to_load_is_reported_and_the_server_keeps_serving(
+    broken: LanguageClient,
+) -> None:
+    error = await broken.status.wait_for("error")  # type: ignore[attr-defined]
+    assert "/nonexistent/flashcode-model" in error["message"]
+    shown = [m for m in broken.messages if m.type == types.MessageType.Error]
+    assert shown and "/nonexistent/flashcode-model" in shown[0].message
+    uri = open_document(broken, "/tmp/flashcode-e2e/broken.py", CODE)
+    assert await inline_completion(broken, uri, end_of(CODE)) == []
+    stats = await broken.protocol.send_request_async("flashcode/stats", {})
+    assert stats.model.state == "error"
