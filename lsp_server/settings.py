@@ -155,7 +155,11 @@ def apply(target: Any, data: Mapping[str, Any], problems: list[str], path: str =
 
 
 def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
-    """FLASHCODE_MODEL_PATH=x → {"modelPath": "x"}; FLASHCODE_CACHE__ENABLED=0 → {"cache": {"enabled": "0"}}."""
+    """Settings from FLASHCODE_* variables; a double underscore opens a section.
+
+    FLASHCODE_MODEL_PATH=x gives {"modelPath": "x"}, FLASHCODE_CACHE__ENABLED=0 gives
+    {"cache": {"enabled": "0"}}.
+    """
     result: dict[str, Any] = {}
     for key, value in environ.items():
         if not key.startswith("FLASHCODE_") or key in ("FLASHCODE_CONFIG",):

@@ -1,4 +1,4 @@
-"""textDocument/completion: the suggestion as a completion item, for clients without inline completion."""
+"""textDocument/completion: the suggestion as a completion item, for clients without inline ones."""
 
 from __future__ import annotations
 
