@@ -1,0 +1,66 @@
+"""Settings merge: precedence, camelCase keys, environment, and bad values replaced by defaults."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from lsp_server.settings import Settings, env_overrides, merge
+
+
+def test_defaults_when_nothing_is_set(tmp_path: Path) -> None:
+    settings, problems = merge(environ={}, config_file=tmp_path / "missing.json")
+    assert settings == Settings()
+    assert problems == []
+
+
+def test_later_layers_win_and_environment_wins_over_all(tmp_path: Path) -> None:
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"maxNewTokens": 10, "device": "cpu", "logLevel": "debug"}))
+    settings, problems = merge(
+        {"maxNewTokens": 20, "contextBudget": 512},
+        {"flashcode": {"maxNewTokens": 30, "cache": {"enabled": False}}},
+        environ={"FLASHCODE_CONTEXT_BUDGET": "2048", "FLASHCODE_CACHE__MAX_SIZE_MB": "64"},
+        config_file=config,
+    )
+    assert problems == []
+    assert settings.max_new_tokens == 30  # workspace layer over initializationOptions over file
+    assert settings.device == "cpu"  # only the file set it
+    assert settings.log_level == "debug"
+    assert settings.context_budget == 2048  # the environment wins
+    assert settings.cache.enabled is False
+    assert settings.cache.max_size_mb == 64
+
+
+def test_bad_values_are_reported_and_replaced_by_defaults(tmp_path: Path) -> None:
+    settings, problems = merge(
+        {"maxNewTokens": "lots", "device": "tpu", "contextBudget": 5, "colour": "red"},
+        environ={},
+        config_file=tmp_path / "none.json",
+    )
+    assert settings.max_new_tokens == Settings().max_new_tokens
+    assert settings.device == "auto"
+    assert settings.context_budget == Settings().context_budget
+    text = "; ".join(problems)
+    assert "maxNewTokens" in text and "device" in text and "contextBudget" in text
+    assert "unknown setting 'colour'" in text
+
+
+def test_a_broken_config_file_is_ignored_with_a_message(tmp_path: Path) -> None:
+    config = tmp_path / "config.json"
+    config.write_text("{not json")
+    settings, problems = merge(environ={}, config_file=config)
+    assert settings == Settings()
+    assert len(problems) == 1 and str(config) in problems[0]
+
+
+def test_environment_names_map_to_nested_camel_case() -> None:
+    assert env_overrides(
+        {"FLASHCODE_MODEL_PATH": "/m", "FLASHCODE_TESTS__RUN_GENERATED": "0", "HOME": "/root"}
+    ) == {"modelPath": "/m", "tests": {"runGenerated": "0"}}
+
+
+def test_language_filter() -> None:
+    assert Settings().language_enabled("python")
+    only_rust = Settings(enabled_languages=["rust"])
+    assert only_rust.language_enabled("rust") and not only_rust.language_enabled("python")
