@@ -1,0 +1,183 @@
+"""Engine: the asyncio face of the model. The model itself runs on the scheduler's thread."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from inference.model import ModelInfo, load_model_info
+from inference.scheduler import (
+    FinishReason,
+    GenerationRequest,
+    GenerationResult,
+    PrefixCache,
+    Scheduler,
+    Submission,
+)
+from inference.session import choose_provider, make_runner, physical_cores
+from inference.tokenizer import Tokenizer
+
+log = logging.getLogger("flashcode.inference")
+
+# KV positions per slot; a model's context beyond this is not used (memory is slots x positions).
+MAX_SLOT_LENGTH = 4096
+VALID_DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    device: str = "auto"  # "auto" (CUDA when available) | "cpu" | "cuda"
+    threads: int = 0  # intra-op threads; 0 = physical cores
+    max_batch: int = 8  # sequence slots decoded together
+    prefix_cache_mb: int = 256  # memory for the KV of recent prompts
+    prefix_reuse: bool = True
+
+    def __post_init__(self) -> None:
+        if self.device not in VALID_DEVICES:
+            raise ValueError(
+                f"device must be one of {', '.join(VALID_DEVICES)}, got {self.device!r}"
+            )
+        if self.threads < 0:
+            raise ValueError(f"threads must be >= 0 (0 = physical cores), got {self.threads}")
+        if self.max_batch < 1:
+            raise ValueError(f"max_batch must be >= 1, got {self.max_batch}")
+        if self.prefix_cache_mb < 0:
+            raise ValueError(f"prefix_cache_mb must be >= 0, got {self.prefix_cache_mb}")
+
+
+class Engine:
+    """Generation over one model: continuous batching, prefix reuse, cancellation by task."""
+
+    def __init__(
+        self,
+        model: ModelInfo,
+        tokenizer: Tokenizer,
+        provider: str,
+        scheduler: Scheduler,
+        threads: int,
+    ) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.provider = provider
+        self.threads = threads
+        self._scheduler = scheduler
+
+    @classmethod
+    def load(cls, model_dir: Path, options: EngineOptions = EngineOptions()) -> Engine:
+        """Load the model and start its thread (blocking; raises ModelError for a bad directory)."""
+        info = load_model_info(Path(model_dir))
+        tokenizer = Tokenizer.from_model_dir(info.path)
+        provider = choose_provider(options.device)
+        threads = options.threads or physical_cores()
+        max_length = min(info.context_length, MAX_SLOT_LENGTH)
+        runner = make_runner(info, provider, threads, options.max_batch, max_length)
+        cache = None
+        if options.prefix_reuse and options.prefix_cache_mb > 0:
+            cache = PrefixCache(options.prefix_cache_mb * 2**20)
+        scheduler = Scheduler(runner, tokenizer, cache)
+        scheduler.start()
+        log.info(
+            "engine ready: %s (%s, %s) on %s, %d slots x %d positions",
+            info.name, info.family, info.precision, provider, options.max_batch, max_length,
+        )  # fmt: skip
+        return cls(info, tokenizer, provider, scheduler, threads)
+
+    @property
+    def max_length(self) -> int:
+        """Prompt plus generated tokens one request may hold."""
+        return self._scheduler.runner.max_length
+
+    def _validate(self, request: GenerationRequest) -> None:
+        if not request.prompt_ids:
+            raise ValueError("prompt_ids is empty")
+        if len(request.prompt_ids) >= self.max_length:
+            raise ValueError(
+                f"prompt has {len(request.prompt_ids)} tokens; this engine holds "
+                f"{self.max_length} per request (prompt and completion together)"
+            )
+        if request.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {request.max_new_tokens}")
+        if request.temperature < 0 or not 0 < request.top_p <= 1:
+            raise ValueError("temperature must be >= 0 and top_p in (0, 1]")
+
+    async def generate(self, request: GenerationRequest) -> GenerationResult:
+        """A completion. Cancelling the awaiting task removes the request at the next step."""
+        self._validate(request)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[GenerationResult] = loop.create_future()
+
+        def done(outcome: GenerationResult | BaseException) -> None:
+            loop.call_soon_threadsafe(_settle, future, outcome)
+
+        submission = Submission(request, done)
+        self._scheduler.submit(submission)
+        try:
+            return await future
+        except asyncio.CancelledError:
+            submission.cancel()
+            raise
+
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[str]:
+        """Text deltas as tokens come. Leaving the loop early (or cancelling) stops generation."""
+        self._validate(request)
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[str | GenerationResult | BaseException] = asyncio.Queue()
+
+        def put(item: str | GenerationResult | BaseException) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+
+        submission = Submission(request, on_done=put, on_text=put)
+        self._scheduler.submit(submission)
+        try:
+            while True:
+                item = await queue.get()
+                if isinstance(item, BaseException):
+                    raise item
+                if isinstance(item, GenerationResult):
+                    return
+                yield item
+        finally:
+            submission.cancel()  # no-op once finished
+
+    def stats(self) -> dict[str, object]:
+        return {
+            "model": self.model.name,
+            "precision": self.model.precision,
+            "provider": self.provider,
+            "threads": self.threads,
+            "max_length": self.max_length,
+            **self._scheduler.stats(),
+        }
+
+    def close(self) -> None:
+        """Stop the model thread; requests still running finish as "cancelled"."""
+        self._scheduler.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _settle(
+    future: asyncio.Future[GenerationResult], outcome: GenerationResult | BaseException
+) -> None:
+    if future.done():  # the awaiting task was cancelled meanwhile
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
+
+
+__all__ = [
+    "Engine",
+    "EngineOptions",
+    "FinishReason",
+    "GenerationRequest",
+    "GenerationResult",
+]

@@ -1,0 +1,407 @@
+"""Continuous batching on one model thread: slots, prefix reuse, stops, deadlines, cancellation.
+
+The scheduler thread repeats one *step*: drop requests that were cancelled or ran out of time,
+admit waiting requests into free slots (each prefilled on its own, after the longest prompt prefix
+found in the prefix cache), then run one decode step for every live slot together. Requests
+therefore join and leave only at step boundaries, and a cancelled request costs at most the step
+that was already running when it was cancelled.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from inference.sampling import Sampler, TextTracker
+from inference.session import KVSnapshot, Runner
+from inference.tokenizer import Tokenizer
+
+log = logging.getLogger("flashcode.inference")
+
+FinishReason = Literal["stop", "length", "deadline", "cancelled"]
+MIN_CACHED_PROMPT = 4  # shorter prompts are not worth a cache entry
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    prompt_ids: tuple[int, ...]
+    max_new_tokens: int = 64
+    temperature: float = 0.0  # 0 = greedy
+    top_p: float = 1.0
+    # Generation stops on these ids (not included in the output). The tokenizer's EOS ids are not
+    # implied: pass them (Tokenizer.eos_token_ids) when the model should stop at end of text.
+    stop_token_ids: frozenset[int] = frozenset()
+    stop_strings: tuple[str, ...] = ()  # the text is cut before the first one found
+    deadline_s: float | None = None  # seconds from submission
+    seed: int | None = None
+
+
+@dataclass
+class GenerationResult:
+    token_ids: list[int]
+    text: str
+    finish_reason: FinishReason
+    prompt_tokens: int
+    reused_prompt_tokens: int  # prompt positions whose KV came from the prefix cache
+    prefill_ms: float
+    total_ms: float  # submission to finish, queueing included
+    steps: int  # model runs this request took part in (prefill included)
+
+
+@dataclass(eq=False)
+class Submission:
+    """A request handed to the scheduler; callbacks run on the scheduler thread."""
+
+    request: GenerationRequest
+    on_done: Callable[[GenerationResult | BaseException], None]
+    on_text: Callable[[str], None] | None = None  # streamed text deltas
+    submitted: float = field(default_factory=time.perf_counter)
+    cancelled: bool = False
+    runs: int = 0  # model runs that included this request
+    runs_at_cancel: int = 0
+    _wake: Callable[[], None] | None = None
+
+    def cancel(self) -> None:
+        """Thread-safe: the request leaves at the next step boundary."""
+        if not self.cancelled:
+            self.runs_at_cancel = self.runs
+            self.cancelled = True
+            if self._wake is not None:
+                self._wake()
+
+
+@dataclass(eq=False)
+class _Sequence:
+    """A request occupying a slot."""
+
+    sub: Submission
+    slot: int
+    sampler: Sampler
+    tracker: TextTracker | None
+    limit: int  # new tokens allowed (request and slot capacity)
+    reused: int
+    prefill_ms: float
+    generated: list[int] = field(default_factory=list)
+    next_token: int = -1  # sampled, not yet run through the model
+
+
+class PrefixCache:
+    """LRU of prompt KV snapshots, bounded in bytes; finds the longest common token prefix."""
+
+    def __init__(self, capacity_bytes: int) -> None:
+        self.capacity_bytes = capacity_bytes
+        self._entries: OrderedDict[tuple[int, ...], tuple[np.ndarray, KVSnapshot]] = OrderedDict()
+        self.bytes = 0
+        self.hits = 0
+        self.misses = 0
+        self.reused_tokens = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def lookup(self, tokens: Sequence[int], limit: int) -> tuple[KVSnapshot, int] | None:
+        """The entry sharing the longest prefix with `tokens` and that length (at most `limit`)."""
+        query = np.asarray(tokens, np.int64)
+        best: tuple[tuple[int, ...], int] | None = None
+        for key, (stored, _) in self._entries.items():
+            size = min(len(stored), len(query), limit)
+            differ = np.flatnonzero(stored[:size] != query[:size])
+            common = int(differ[0]) if differ.size else size
+            if common > 0 and (best is None or common > best[1]):
+                best = (key, common)
+        if best is None:
+            self.misses += 1
+            return None
+        key, common = best
+        self._entries.move_to_end(key)
+        self.hits += 1
+        self.reused_tokens += common
+        return self._entries[key][1], common
+
+    def covers(self, tokens: tuple[int, ...]) -> bool:
+        """Whether an entry already holds all of `tokens` (so storing them adds nothing)."""
+        query = np.asarray(tokens, np.int64)
+        return any(
+            len(stored) >= len(query) and np.array_equal(stored[: len(query)], query)
+            for stored, _ in self._entries.values()
+        )
+
+    def store(self, tokens: tuple[int, ...], snapshot: KVSnapshot) -> None:
+        if snapshot.nbytes > self.capacity_bytes:
+            return
+        query = np.asarray(tokens, np.int64)
+        # an entry whose tokens are a prefix of the new one is superseded by it
+        for key in [k for k, (s, _) in self._entries.items() if np.array_equal(s, query[: len(s)])]:
+            self.bytes -= self._entries.pop(key)[1].nbytes
+        self._entries[tokens] = (query, snapshot)
+        self.bytes += snapshot.nbytes
+        while self.bytes > self.capacity_bytes:
+            _, (_, evicted) = self._entries.popitem(last=False)
+            self.bytes -= evicted.nbytes
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self.bytes = 0
+
+
+class Scheduler:
+    """Owns the runner; all model work happens on its thread."""
+
+    def __init__(
+        self, runner: Runner, tokenizer: Tokenizer, prefix_cache: PrefixCache | None
+    ) -> None:
+        self.runner = runner
+        self.tokenizer = tokenizer
+        self.prefix_cache = prefix_cache
+        self._cond = threading.Condition()
+        self._incoming: list[Submission] = []
+        self._waiting: list[Submission] = []
+        self._active: list[_Sequence] = []
+        self._free_slots = list(range(runner.max_batch))
+        self._closed = False
+        self._thread = threading.Thread(target=self._loop, name="flashcode-model", daemon=True)
+        self.counters = {
+            "requests": 0,
+            "finished": 0,
+            "cancelled": 0,
+            "deadline": 0,
+            "failed": 0,
+            "generated_tokens": 0,
+            "prefills": 0,
+            "decode_steps": 0,
+            "batched_rows": 0,  # sum of batch sizes over decode steps
+            "cancel_steps_max": 0,  # most model runs a request took part in after its cancel
+        }
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, submission: Submission) -> None:
+        submission._wake = self._wake
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("the engine is closed")
+            self._incoming.append(submission)
+            self.counters["requests"] += 1
+            self._cond.notify()
+
+    def _wake(self) -> None:
+        with self._cond:
+            self._cond.notify()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join()
+
+    def stats(self) -> dict[str, object]:
+        stats: dict[str, object] = dict(self.counters)
+        stats["active"] = len(self._active)
+        stats["waiting"] = len(self._waiting) + len(self._incoming)
+        steps = self.counters["decode_steps"]
+        stats["mean_batch"] = round(self.counters["batched_rows"] / steps, 2) if steps else 0.0
+        cache = self.prefix_cache
+        if cache is not None:
+            stats["prefix_cache"] = {
+                "entries": len(cache),
+                "bytes": cache.bytes,
+                "capacity_bytes": cache.capacity_bytes,
+                "hits": cache.hits,
+                "misses": cache.misses,
+                "reused_tokens": cache.reused_tokens,
+            }
+        return stats
+
+    # -- the model thread ---------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not (self._incoming or self._waiting or self._active or self._closed):
+                    self._cond.wait()
+                if self._closed:
+                    break
+                self._waiting.extend(self._incoming)
+                self._incoming.clear()
+            self._retire()
+            self._admit()
+            if self._active:
+                self._decode_step()
+        self._waiting.extend(self._incoming)
+        self._incoming.clear()
+        for sequence in list(self._active):
+            self._finish(sequence, "cancelled")
+        for submission in self._waiting:
+            submission.on_done(self._empty_result(submission, "cancelled"))
+        self._waiting.clear()
+
+    def _expired(self, submission: Submission, now: float) -> bool:
+        deadline = submission.request.deadline_s
+        return deadline is not None and now - submission.submitted >= deadline
+
+    def _retire(self) -> None:
+        """Step boundary: cancelled and timed-out requests leave before the next run."""
+        now = time.perf_counter()
+        for sequence in list(self._active):
+            if sequence.sub.cancelled:
+                self._finish(sequence, "cancelled")
+            elif self._expired(sequence.sub, now):
+                self._finish(sequence, "deadline")
+        for submission in list(self._waiting):
+            reason: FinishReason | None = None
+            if submission.cancelled:
+                reason = "cancelled"
+            elif self._expired(submission, now):
+                reason = "deadline"
+            if reason is not None:
+                self._waiting.remove(submission)
+                self._count_finish(submission, reason)
+                submission.on_done(self._empty_result(submission, reason))
+
+    def _admit(self) -> None:
+        while self._waiting and self._free_slots:
+            submission = self._waiting.pop(0)
+            slot = min(self._free_slots)
+            self._free_slots.remove(slot)
+            try:
+                self._prefill(submission, slot)
+            except Exception as error:  # a failed request must not stop the others
+                log.exception("prefill failed")
+                self.runner.release(slot)
+                self._free_slots.append(slot)
+                self.counters["failed"] += 1
+                submission.on_done(error)
+
+    def _prefill(self, submission: Submission, slot: int) -> None:
+        request = submission.request
+        prompt = request.prompt_ids
+        started = time.perf_counter()
+        found = None
+        if self.prefix_cache is not None:
+            # at least one prompt token must run to give the next token's logits
+            found = self.prefix_cache.lookup(prompt, len(prompt) - 1)
+        snapshot, reused = found if found else (None, 0)
+        logits = self.runner.prefill(slot, prompt[reused:], snapshot, reused)
+        submission.runs += 1
+        self.counters["prefills"] += 1
+        cache = self.prefix_cache
+        if cache is not None and len(prompt) >= MIN_CACHED_PROMPT and not cache.covers(prompt):
+            cache.store(prompt, self.runner.snapshot(slot, len(prompt)))
+        needs_text = bool(request.stop_strings) or submission.on_text is not None
+        sequence = _Sequence(
+            sub=submission,
+            slot=slot,
+            sampler=Sampler(request.temperature, request.top_p, request.seed),
+            tracker=TextTracker(self.tokenizer.decode, request.stop_strings)
+            if needs_text
+            else None,
+            limit=min(request.max_new_tokens, self.runner.max_length - len(prompt)),
+            reused=reused,
+            prefill_ms=(time.perf_counter() - started) * 1000,
+        )
+        self._active.append(sequence)
+        self._accept(sequence, sequence.sampler(logits))
+
+    def _decode_step(self) -> None:
+        sequences = sorted(self._active, key=lambda s: s.slot)
+        slots = [s.slot for s in sequences]
+        try:
+            logits = self.runner.decode(slots, [s.next_token for s in sequences])
+        except Exception as error:
+            log.exception("decode step failed")
+            for sequence in sequences:
+                self._release(sequence)
+                self.counters["failed"] += 1
+                sequence.sub.on_done(error)
+            return
+        self.counters["decode_steps"] += 1
+        self.counters["batched_rows"] += len(sequences)
+        greedy = np.argmax(logits, axis=1)
+        for row, sequence in enumerate(sequences):
+            sequence.sub.runs += 1
+            sampler = sequence.sampler
+            token = int(greedy[row]) if sampler.greedy else sampler(logits[row])
+            self._accept(sequence, token)
+
+    def _accept(self, sequence: _Sequence, token: int) -> None:
+        request = sequence.sub.request
+        if token in request.stop_token_ids:
+            self._finish(sequence, "stop")
+            return
+        sequence.generated.append(token)
+        tracker = sequence.tracker
+        if tracker is not None:
+            stopped = tracker.push(token)
+            if sequence.sub.on_text is not None:
+                delta = tracker.take_delta()
+                if delta:
+                    sequence.sub.on_text(delta)
+            if stopped:
+                self._finish(sequence, "stop")
+                return
+        if len(sequence.generated) >= sequence.limit:
+            self._finish(sequence, "length")
+            return
+        sequence.next_token = token
+
+    def _release(self, sequence: _Sequence) -> None:
+        self._active.remove(sequence)
+        self.runner.release(sequence.slot)
+        self._free_slots.append(sequence.slot)
+
+    def _count_finish(self, submission: Submission, reason: FinishReason) -> None:
+        if reason == "cancelled":
+            self.counters["cancelled"] += 1
+            after = submission.runs - submission.runs_at_cancel
+            self.counters["cancel_steps_max"] = max(self.counters["cancel_steps_max"], after)
+        elif reason == "deadline":
+            self.counters["deadline"] += 1
+        else:
+            self.counters["finished"] += 1
+
+    def _finish(self, sequence: _Sequence, reason: FinishReason) -> None:
+        self._release(sequence)
+        submission = sequence.sub
+        self._count_finish(submission, reason)
+        self.counters["generated_tokens"] += len(sequence.generated)
+        tracker = sequence.tracker
+        if tracker is not None:
+            text = tracker.text
+            if submission.on_text is not None:
+                delta = tracker.take_delta(final=True)
+                if delta:
+                    submission.on_text(delta)
+        else:
+            text = self.tokenizer.decode(sequence.generated)
+        result = GenerationResult(
+            token_ids=list(sequence.generated),
+            text=text,
+            finish_reason=reason,
+            prompt_tokens=len(submission.request.prompt_ids),
+            reused_prompt_tokens=sequence.reused,
+            prefill_ms=sequence.prefill_ms,
+            total_ms=(time.perf_counter() - submission.submitted) * 1000,
+            steps=submission.runs,
+        )
+        submission.on_done(result)
+
+    def _empty_result(self, submission: Submission, reason: FinishReason) -> GenerationResult:
+        return GenerationResult(
+            token_ids=[],
+            text="",
+            finish_reason=reason,
+            prompt_tokens=len(submission.request.prompt_ids),
+            reused_prompt_tokens=0,
+            prefill_ms=0.0,
+            total_ms=(time.perf_counter() - submission.submitted) * 1000,
+            steps=submission.runs,
+        )

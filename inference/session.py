@@ -1,0 +1,498 @@
+"""onnxruntime session and KV-cache runners: provider choice (CUDA -> CPU), threads, IO binding.
+
+A runner owns the KV cache of `max_batch` sequence slots and runs the decoder on them:
+
+- `SharedKVRunner`, for graphs whose attention is GroupQueryAttention (onnxruntime-genai builder
+  output): one buffer per layer of shape (max_batch, kv_heads, max_length, head_dim), bound as
+  both `past` and `present`, so a step writes the new position in place. Rows are sequence slots;
+  each row's valid length comes from its attention-mask row (the graph turns the mask into
+  GroupQueryAttention's per-row `seqlens_k`), so rows of different lengths decode in one batch.
+- `ConcatKVRunner`, for graphs that concatenate past and new keys (Optimum exports): each slot
+  keeps the `present` values of its last run and feeds them back as `past`, one slot per run.
+
+Buffers live on the session's device and are bound by pointer, so on CUDA the cache never leaves
+the GPU; the same code runs on the CPU, which is how the tests cover it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper
+
+from inference.model import ModelError, ModelInfo
+
+log = logging.getLogger("flashcode.inference")
+
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+# onnxruntime IO-binding device names per provider
+DEVICE_TYPES = {CUDA: "cuda", CPU: "cpu"}
+PREFILL_SCORE_BYTES = 64 * 2**20
+
+
+def physical_cores() -> int:
+    """Physical cores this process may run on (hyper-threads share a core's arithmetic units)."""
+    try:
+        allowed = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        allowed = os.cpu_count() or 1
+    cores: set[tuple[str, str]] = set()
+    try:
+        physical = core = ""
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            key = key.strip()
+            if key == "physical id":
+                physical = value.strip()
+            elif key == "core id":
+                core = value.strip()
+                cores.add((physical, core))
+    except OSError:
+        pass
+    return max(1, min(allowed, len(cores) or allowed))
+
+
+def choose_provider(device: str) -> str:
+    """ "auto" picks CUDA when this onnxruntime build has it; "cuda" insists on it."""
+    available = ort.get_available_providers()
+    if device == "cpu":
+        return CPU
+    if device in ("cuda", "auto") and CUDA in available:
+        return CUDA
+    if device == "cuda":
+        raise ModelError(
+            "device 'cuda' requested but this onnxruntime has no CUDAExecutionProvider: "
+            "install flashcode[gpu] (onnxruntime-gpu) instead of onnxruntime"
+        )
+    if device == "auto":
+        return CPU
+    raise ModelError(f"unknown device {device!r}: choose one of auto, cpu, cuda")
+
+
+def create_session(onnx_path: Path, provider: str, threads: int = 0) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.intra_op_num_threads = threads or physical_cores()
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    providers: list[str | tuple[str, dict[str, str]]] = [CPU]
+    if provider == CUDA:
+        providers = [(CUDA, {"device_id": "0"}), CPU]
+    session = ort.InferenceSession(str(onnx_path), options, providers=providers)
+    log.info(
+        "model session: %s, providers %s, %d intra-op threads",
+        onnx_path,
+        session.get_providers(),
+        options.intra_op_num_threads,
+    )
+    return session
+
+
+@dataclass
+class KVSnapshot:
+    """A copy of the first `length` positions of one sequence's KV cache, on the session device."""
+
+    values: list[ort.OrtValue]  # [key0, value0, key1, value1, ...], each (1, kv_heads, L, head_dim)
+    length: int  # valid positions (L may be larger for a snapshot shared with a longer sequence)
+    nbytes: int
+
+
+class Runner(Protocol):
+    max_batch: int
+    max_length: int  # positions per slot, prompt and generated tokens together
+
+    def prefill(
+        self, slot: int, tokens: Sequence[int], reuse: KVSnapshot | None, reused: int
+    ) -> np.ndarray:
+        """Run `tokens` after the first `reused` positions of `reuse`; logits of the last token."""
+        ...
+
+    def decode(self, slots: Sequence[int], tokens: Sequence[int]) -> np.ndarray:
+        """One new token per slot; logits (len(slots), vocab)."""
+        ...
+
+    def snapshot(self, slot: int, length: int) -> KVSnapshot: ...
+
+    def release(self, slot: int) -> None: ...
+
+
+class _Device:
+    """Allocation and copies on the session's device."""
+
+    def __init__(self, info: ModelInfo, provider: str) -> None:
+        self.type = DEVICE_TYPES[provider]
+        self.provider = provider
+        self.kv_dtype = np.dtype(info.kv_dtype)
+        self.kv_names = [name for pair in info.past_names for name in pair]
+        self.present_names = [name for pair in info.present_names for name in pair]
+        self.kv_shape_tail = (info.num_kv_heads, info.head_dim)
+        self._slicer = _build_slicer(len(self.kv_names), info, provider)
+        self._restorer = _build_restorer(len(self.kv_names), info, provider)
+
+    def empty_kv(self) -> list[ort.OrtValue]:
+        heads, dim = self.kv_shape_tail
+        empty = np.zeros((1, heads, 0, dim), self.kv_dtype)
+        return [ort.OrtValue.ortvalue_from_numpy(empty, self.type, 0) for _ in self.kv_names]
+
+    def slice_kv(
+        self, sources: Sequence[tuple[int, tuple[int, ...]] | ort.OrtValue], length: int
+    ) -> list[ort.OrtValue]:
+        """Copies of the first `length` positions of each source (pointer+shape or value)."""
+        binding = self._slicer.io_binding()
+        for index, source in enumerate(sources):
+            name = f"x{index}"
+            if isinstance(source, ort.OrtValue):
+                binding.bind_ortvalue_input(name, source)
+            else:
+                pointer, shape = source
+                binding.bind_input(name, self.type, 0, self.kv_dtype, list(shape), pointer)
+            binding.bind_output(f"y{index}", self.type, 0)
+        binding.bind_cpu_input("length", np.array([length], np.int64))
+        self._slicer.run_with_iobinding(binding)
+        return list(binding.get_outputs())
+
+    def restore_kv(
+        self, values: Sequence[ort.OrtValue], length: int, rows: Sequence[int], max_length: int
+    ) -> None:
+        """Copy the first `length` positions of `values` into the slot rows starting at `rows`.
+
+        A row is (kv_heads, max_length, head_dim), so each head's positions are a separate
+        contiguous range: each is bound as its own output and nothing else in the row is written.
+        """
+        heads, dim = self.kv_shape_tail
+        head_bytes = max_length * dim * self.kv_dtype.itemsize
+        binding = self._restorer.io_binding()
+        for index, (value, row) in enumerate(zip(values, rows, strict=True)):
+            binding.bind_ortvalue_input(f"x{index}", value)
+            for head in range(heads):
+                binding.bind_output(
+                    f"y{index}_{head}", self.type, 0, self.kv_dtype, [length, dim],
+                    row + head * head_bytes,
+                )  # fmt: skip
+        binding.bind_cpu_input("length", np.array([length], np.int64))
+        self._restorer.run_with_iobinding(binding)
+
+
+def _kv_graph_io(count: int, info: ModelInfo) -> tuple[int, list[onnx.ValueInfoProto]]:
+    element = helper.np_dtype_to_tensor_dtype(np.dtype(info.kv_dtype))
+    shape: list[int | str] = [1, info.num_kv_heads, "positions", info.head_dim]
+    inputs = [helper.make_tensor_value_info(f"x{i}", element, shape) for i in range(count)]
+    inputs.append(helper.make_tensor_value_info("length", TensorProto.INT64, [1]))
+    return element, inputs
+
+
+def _small_session(graph: onnx.GraphProto, provider: str) -> ort.InferenceSession:
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.log_severity_level = 3
+    providers = [CUDA, CPU] if provider == CUDA else [CPU]
+    return ort.InferenceSession(model.SerializeToString(), options, providers=providers)
+
+
+def _build_slicer(count: int, info: ModelInfo, provider: str) -> ort.InferenceSession:
+    """y_i = x_i[:, :, :length]: copies the first `length` positions of `count` KV tensors."""
+    element, inputs = _kv_graph_io(count, info)
+    out_shape: list[int | str] = [1, info.num_kv_heads, "length", info.head_dim]
+    nodes = [
+        helper.make_node("Slice", [f"x{i}", "zero", "length", "axis2"], [f"y{i}"])
+        for i in range(count)
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "kv_slice",
+        inputs,
+        [helper.make_tensor_value_info(f"y{i}", element, out_shape) for i in range(count)],
+        initializer=[
+            helper.make_tensor("zero", TensorProto.INT64, [1], [0]),
+            helper.make_tensor("axis2", TensorProto.INT64, [1], [2]),
+        ],
+    )
+    return _small_session(graph, provider)
+
+
+def _build_restorer(count: int, info: ModelInfo, provider: str) -> ort.InferenceSession:
+    """y_i_h = x_i[0, h, :length]: one output per tensor and head, each bound into a slot row."""
+    element, inputs = _kv_graph_io(count, info)
+    nodes: list[onnx.NodeProto] = []
+    outputs: list[onnx.ValueInfoProto] = []
+    for i in range(count):
+        nodes.append(helper.make_node("Slice", [f"x{i}", "zero", "length", "axis2"], [f"s{i}"]))
+        nodes.append(helper.make_node("Squeeze", [f"s{i}", "axis0"], [f"q{i}"]))
+        for h in range(info.num_kv_heads):
+            index = helper.make_tensor(f"head{i}_{h}", TensorProto.INT64, [], [h])
+            nodes.append(helper.make_node("Constant", [], [f"h{i}_{h}"], value=index))
+            nodes.append(helper.make_node("Gather", [f"q{i}", f"h{i}_{h}"], [f"y{i}_{h}"], axis=0))
+            outputs.append(
+                helper.make_tensor_value_info(f"y{i}_{h}", element, ["length", info.head_dim])
+            )
+    graph = helper.make_graph(
+        nodes,
+        "kv_restore",
+        inputs,
+        outputs,
+        initializer=[
+            helper.make_tensor("zero", TensorProto.INT64, [1], [0]),
+            helper.make_tensor("axis0", TensorProto.INT64, [1], [0]),
+            helper.make_tensor("axis2", TensorProto.INT64, [1], [2]),
+        ],
+    )
+    return _small_session(graph, provider)
+
+
+class _RunnerBase:
+    def __init__(
+        self,
+        session: ort.InferenceSession,
+        info: ModelInfo,
+        provider: str,
+        max_batch: int,
+        max_length: int,
+    ) -> None:
+        self.session = session
+        self.info = info
+        self.max_batch = max_batch
+        self.max_length = max_length
+        self.device = _Device(info, provider)
+        self.lengths = np.zeros(max_batch, np.int64)  # valid KV positions per slot
+
+
+class SharedKVRunner(_RunnerBase):
+    """Batched decoding over GroupQueryAttention's shared past/present buffers (see module doc)."""
+
+    def __init__(
+        self,
+        session: ort.InferenceSession,
+        info: ModelInfo,
+        provider: str,
+        max_batch: int,
+        max_length: int,
+    ) -> None:
+        assert info.shared_kv_buffer, "SharedKVRunner needs a GroupQueryAttention graph"
+        super().__init__(session, info, provider, max_batch, max_length)
+        heads, dim = self.device.kv_shape_tail
+        self._row_shape = (1, heads, max_length, dim)
+        self._row_bytes = heads * max_length * dim * self.device.kv_dtype.itemsize
+        # (max_batch, kv_heads, max_length, head_dim) per past name, on the device
+        self._buffers = [
+            ort.OrtValue.ortvalue_from_shape_and_type(
+                [max_batch, heads, max_length, dim], self.device.kv_dtype, self.device.type, 0
+            )
+            for _ in self.device.kv_names
+        ]
+        self._pointers = [buffer.data_ptr() for buffer in self._buffers]
+        # host-side inputs and outputs of a decode step, edited in place between runs
+        self._input_ids = np.zeros((max_batch, 1), np.int64)
+        self._positions = np.zeros((max_batch, 1), np.int64)
+        # a free row keeps one valid position so its seqlens_k stays >= 0 when batched
+        self._mask = np.zeros((max_batch, max_length), np.int64)
+        self._mask[:, 0] = 1
+        self._logits = np.zeros((max_batch, 1, info.vocab_size), np.dtype(info.logits_dtype))
+        self._decode_binding: ort.IOBinding | None = None
+        self._decode_rows = 0
+        # GroupQueryAttention allocates heads x chunk x max_length scores per layer: bound that
+        self.prefill_chunk = max(
+            16, min(1024, PREFILL_SCORE_BYTES // (info.num_heads * max_length * 4))
+        )
+
+    def _row_pointer(self, index: int, slot: int) -> int:
+        return self._pointers[index] + slot * self._row_bytes
+
+    def prefill(
+        self, slot: int, tokens: Sequence[int], reuse: KVSnapshot | None, reused: int
+    ) -> np.ndarray:
+        assert len(tokens) >= 1 and reused + len(tokens) <= self.max_length
+        position = 0
+        if reuse is not None and reused > 0:
+            rows = [self._row_pointer(i, slot) for i in range(len(self._pointers))]
+            self.device.restore_kv(reuse.values, reused, rows, self.max_length)
+            position = reused
+        logits = np.empty(0, np.float32)
+        for start in range(0, len(tokens), self.prefill_chunk):
+            chunk = tokens[start : start + self.prefill_chunk]
+            logits = self._run_prompt(slot, chunk, position)
+            position += len(chunk)
+        self._mask[slot] = 0
+        self._mask[slot, :position] = 1
+        self.lengths[slot] = position
+        return logits
+
+    def _run_prompt(self, slot: int, tokens: Sequence[int], past: int) -> np.ndarray:
+        """Run prompt tokens at positions [past, past + len) of `slot`; logits of the last one."""
+        count = len(tokens)
+        binding = self.session.io_binding()
+        binding.bind_cpu_input("input_ids", np.asarray(tokens, np.int64).reshape(1, count))
+        if past == 0:
+            # first prompt: mask width == new tokens
+            mask = np.ones((1, count), np.int64)
+        else:
+            # continued prompt: as in decoding, the mask spans the whole buffer
+            mask = np.zeros((1, self.max_length), np.int64)
+            mask[0, : past + count] = 1
+        binding.bind_cpu_input("attention_mask", mask)
+        if self.info.has_position_ids:
+            binding.bind_cpu_input(
+                "position_ids", np.arange(past, past + count, dtype=np.int64)[None]
+            )
+        names = zip(self.device.kv_names, self.device.present_names, strict=True)
+        for index, (past_name, present_name) in enumerate(names):
+            pointer = self._row_pointer(index, slot)
+            for name, bind in (
+                (past_name, binding.bind_input),
+                (present_name, binding.bind_output),
+            ):
+                bind(
+                    name, self.device.type, 0, self.device.kv_dtype, list(self._row_shape), pointer
+                )
+        binding.bind_output("logits", "cpu")
+        self.session.run_with_iobinding(binding)
+        return np.asarray(binding.get_outputs()[-1].numpy()[0, -1], np.float32)
+
+    def decode(self, slots: Sequence[int], tokens: Sequence[int]) -> np.ndarray:
+        rows = max(slots) + 1
+        for slot, token in zip(slots, tokens, strict=True):
+            length = self.lengths[slot]
+            assert length < self.max_length, f"slot {slot} is full"
+            self._input_ids[slot, 0] = token
+            self._positions[slot, 0] = length
+            self._mask[slot, length] = 1
+            self.lengths[slot] = length + 1
+        if rows != self._decode_rows or self._decode_binding is None:
+            self._decode_binding = self._bind_decode(rows)
+            self._decode_rows = rows
+        self.session.run_with_iobinding(self._decode_binding)
+        return np.asarray(self._logits[list(slots), 0], np.float32)
+
+    def _bind_decode(self, rows: int) -> ort.IOBinding:
+        """Bind the first `rows` rows of every buffer; the arrays are edited in place per step."""
+        binding = self.session.io_binding()
+        binding.bind_input("input_ids", "cpu", 0, np.int64, [rows, 1], self._input_ids.ctypes.data)
+        binding.bind_input(
+            "attention_mask", "cpu", 0, np.int64, [rows, self.max_length], self._mask.ctypes.data
+        )
+        if self.info.has_position_ids:
+            binding.bind_input(
+                "position_ids", "cpu", 0, np.int64, [rows, 1], self._positions.ctypes.data
+            )
+        shape = [rows, *self._row_shape[1:]]
+        for name, pointer in zip(self.device.kv_names, self._pointers, strict=True):
+            binding.bind_input(name, self.device.type, 0, self.device.kv_dtype, shape, pointer)
+        for name, pointer in zip(self.device.present_names, self._pointers, strict=True):
+            binding.bind_output(name, self.device.type, 0, self.device.kv_dtype, shape, pointer)
+        binding.bind_output(
+            "logits",
+            "cpu",
+            0,
+            self._logits.dtype,
+            [rows, 1, self.info.vocab_size],
+            self._logits.ctypes.data,
+        )
+        return binding
+
+    def snapshot(self, slot: int, length: int) -> KVSnapshot:
+        sources = [
+            (self._row_pointer(i, slot), self._row_shape) for i in range(len(self._pointers))
+        ]
+        values = self.device.slice_kv(sources, length)
+        return KVSnapshot(values, length, _kv_bytes(self.info, length))
+
+    def release(self, slot: int) -> None:
+        self._mask[slot] = 0
+        self._mask[slot, 0] = 1
+        self.lengths[slot] = 0
+        self._input_ids[slot, 0] = 0
+
+
+class ConcatKVRunner(_RunnerBase):
+    """Slot-at-a-time decoding for graphs that concatenate past and present (Optimum exports)."""
+
+    def __init__(
+        self,
+        session: ort.InferenceSession,
+        info: ModelInfo,
+        provider: str,
+        max_batch: int,
+        max_length: int,
+    ) -> None:
+        super().__init__(session, info, provider, max_batch, max_length)
+        self._past: list[list[ort.OrtValue] | None] = [None] * max_batch
+        self._has_cache_branch = "use_cache_branch" in info.input_names
+
+    def _run(
+        self, slot: int, tokens: Sequence[int], past: list[ort.OrtValue], past_length: int
+    ) -> np.ndarray:
+        count = len(tokens)
+        total = past_length + count
+        binding = self.session.io_binding()
+        binding.bind_cpu_input("input_ids", np.asarray(tokens, np.int64).reshape(1, count))
+        binding.bind_cpu_input("attention_mask", np.ones((1, total), np.int64))
+        if self.info.has_position_ids:
+            binding.bind_cpu_input(
+                "position_ids", np.arange(past_length, total, dtype=np.int64)[None]
+            )
+        if self._has_cache_branch:
+            binding.bind_cpu_input("use_cache_branch", np.array([past_length > 0]))
+        for name, value in zip(self.device.kv_names, past, strict=True):
+            binding.bind_ortvalue_input(name, value)
+        for name in self.device.present_names:
+            binding.bind_output(name, self.device.type, 0)
+        binding.bind_output("logits", "cpu")
+        self.session.run_with_iobinding(binding)
+        outputs = binding.get_outputs()
+        self._past[slot] = list(outputs[:-1])
+        self.lengths[slot] = total
+        return np.asarray(outputs[-1].numpy()[0, -1], np.float32)
+
+    def prefill(
+        self, slot: int, tokens: Sequence[int], reuse: KVSnapshot | None, reused: int
+    ) -> np.ndarray:
+        assert len(tokens) >= 1 and reused + len(tokens) <= self.max_length
+        if reuse is None or reused == 0:
+            return self._run(slot, tokens, self.device.empty_kv(), 0)
+        past = reuse.values
+        if reuse.length != reused:
+            past = self.device.slice_kv(reuse.values, reused)
+        return self._run(slot, tokens, past, reused)
+
+    def decode(self, slots: Sequence[int], tokens: Sequence[int]) -> np.ndarray:
+        rows = []
+        for slot, token in zip(slots, tokens, strict=True):
+            past = self._past[slot]
+            assert past is not None, f"slot {slot} has no sequence"
+            rows.append(self._run(slot, [token], past, int(self.lengths[slot])))
+        return np.stack(rows)
+
+    def snapshot(self, slot: int, length: int) -> KVSnapshot:
+        past = self._past[slot]
+        assert past is not None, f"slot {slot} has no sequence"
+        # present values are never written again (the next run makes new ones), so share them
+        values = past if length == self.lengths[slot] else self.device.slice_kv(past, length)
+        return KVSnapshot(values, length, _kv_bytes(self.info, length))
+
+    def release(self, slot: int) -> None:
+        self._past[slot] = None
+        self.lengths[slot] = 0
+
+
+def _kv_bytes(info: ModelInfo, length: int) -> int:
+    itemsize = np.dtype(info.kv_dtype).itemsize
+    return 2 * info.num_layers * info.num_kv_heads * length * info.head_dim * itemsize
+
+
+def make_runner(
+    info: ModelInfo, provider: str, threads: int, max_batch: int, max_length: int
+) -> Runner:
+    session = create_session(info.onnx_path, provider, threads)
+    runner_class = SharedKVRunner if info.shared_kv_buffer else ConcatKVRunner
+    runner: Runner = runner_class(session, info, provider, max_batch, max_length)
+    return runner
