@@ -1,0 +1,91 @@
+"""The runners' IO binding on the CPU: the same pointer-bound buffers the CUDA path uses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from inference.model import ModelError, load_model_info
+from inference.session import (
+    CPU,
+    ConcatKVRunner,
+    SharedKVRunner,
+    choose_provider,
+    make_runner,
+    physical_cores,
+)
+
+MODELS = Path(__file__).resolve().parents[1] / "fixtures" / "models"
+PROMPT = [12, 40, 7, 300, 41, 99, 5, 17, 250, 33, 60, 61, 8, 90]
+
+
+def runner_for(name: str, max_batch: int = 4) -> SharedKVRunner | ConcatKVRunner:
+    info = load_model_info(MODELS / name)
+    runner = make_runner(info, CPU, threads=1, max_batch=max_batch, max_length=64)
+    assert isinstance(runner, SharedKVRunner | ConcatKVRunner)
+    return runner
+
+
+def test_provider_choice_on_a_cpu_build() -> None:
+    assert choose_provider("cpu") == CPU
+    assert choose_provider("auto") == CPU  # this machine's onnxruntime has no CUDA
+    with pytest.raises(ModelError, match=r"flashcode\[gpu\]"):
+        choose_provider("cuda")
+    with pytest.raises(ModelError, match="auto, cpu, cuda"):
+        choose_provider("tpu")
+    assert physical_cores() >= 1
+
+
+@pytest.mark.parametrize("name", ["qwen2-fp32", "qwen2-optimum"])
+def test_snapshot_and_restore_continue_a_prompt_exactly(name: str) -> None:
+    runner = runner_for(name)
+    cold = runner.prefill(2, PROMPT, None, 0)
+    runner.prefill(0, PROMPT[:9], None, 0)
+    snapshot = runner.snapshot(0, 9)
+    assert snapshot.length == 9
+    runner.release(0)
+    # only the first 6 of the snapshot's 9 positions are reused
+    warm = runner.prefill(1, PROMPT[6:], snapshot, 6)
+    np.testing.assert_allclose(warm, cold, rtol=1e-4, atol=1e-4)
+    assert runner.lengths[1] == runner.lengths[2] == len(PROMPT)
+
+
+def test_restore_writes_only_the_reused_positions_into_a_row() -> None:
+    runner = runner_for("qwen2-fp32")
+    assert isinstance(runner, SharedKVRunner)
+    runner.prefill(0, PROMPT, None, 0)
+    snapshot = runner.snapshot(0, 5)
+    neighbour_before = [buffer.numpy()[2].copy() for buffer in runner._buffers]
+    runner.prefill(1, PROMPT[5:], snapshot, 5)
+    for buffer, before in zip(runner._buffers, neighbour_before, strict=True):
+        np.testing.assert_array_equal(buffer.numpy()[2], before)  # other rows untouched
+        np.testing.assert_array_equal(buffer.numpy()[1, :, :5], buffer.numpy()[0, :, :5])
+
+
+def test_batched_decode_rows_match_single_rows_with_a_free_row_between() -> None:
+    runner = runner_for("qwen2-int4")
+    alone = runner_for("qwen2-int4")
+    first, second = PROMPT[:10], PROMPT[3:]
+    runner.prefill(0, first, None, 0)
+    runner.prefill(2, second, None, 0)  # slot 1 stays free
+    batched = runner.decode([0, 2], [5, 6])
+    # a batched matmul may sum in another order than a single row: equal up to rounding
+    alone.prefill(0, first, None, 0)
+    np.testing.assert_allclose(batched[0], alone.decode([0], [5])[0], rtol=1e-5, atol=1e-5)
+    alone.prefill(0, second, None, 0)
+    np.testing.assert_allclose(batched[1], alone.decode([0], [6])[0], rtol=1e-5, atol=1e-5)
+
+
+def test_chunked_prefill_matches_one_run() -> None:
+    whole = runner_for("llama-fp32")
+    chunked = runner_for("llama-fp32")
+    assert isinstance(chunked, SharedKVRunner)
+    chunked.prefill_chunk = 4
+    np.testing.assert_allclose(
+        chunked.prefill(0, PROMPT, None, 0), whole.prefill(0, PROMPT, None, 0), rtol=1e-4, atol=1e-4
+    )
+    np.testing.assert_allclose(
+        chunked.decode([0], [3]), whole.decode([0], [3]), rtol=1e-4, atol=1e-4
+    )
