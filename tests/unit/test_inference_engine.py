@@ -26,7 +26,7 @@ def qwen_int4() -> Iterator[Engine]:
 
 
 def request(
-    prompt: list[int] | tuple[int, ...], tokens: int = 24, **kwargs: object
+    prompt: list[int] | tuple[int, ...], tokens: int = 24, **kwargs: Any
 ) -> GenerationRequest:
     return GenerationRequest(prompt_ids=tuple(prompt), max_new_tokens=tokens, **kwargs)
 
