@@ -1,0 +1,263 @@
+"""Turning a raw model completion into what the editor shows: one small function per rule.
+
+`postprocess` runs the rules in order. Each rule takes the completion text (and what it needs
+of the context) and returns a shorter or equal text; "" means show nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from prompts.fim import ALL_SPECIAL_TEXTS
+from prompts.syntax import indent_width
+
+_PAIRS = {"(": ")", "[": "]", "{": "}"}
+_CLOSING = {v: k for k, v in _PAIRS.items()}
+
+
+@dataclass(frozen=True)
+class PostprocessContext:
+    prefix: str  # the document before the cursor (its end is enough)
+    suffix: str  # the document after the cursor (its start is enough)
+    multiline: bool
+    language: str
+    # Cut at these too (CompletionPrompt.stop_strings); every known FIM token always cuts.
+    stop_strings: tuple[str, ...] = ()
+
+
+def _cursor_line(prefix: str) -> str:
+    return prefix[prefix.rfind("\n") + 1 :]
+
+
+def _rest_of_line(suffix: str) -> str:
+    end = suffix.find("\n")
+    return suffix if end == -1 else suffix[:end]
+
+
+# --- the rules --------------------------------------------------------------------------------
+
+
+def cut_at_stop_strings(text: str, stops: Iterable[str]) -> str:
+    """Everything before the first stop string."""
+    cut = len(text)
+    for stop in stops:
+        if stop:
+            index = text.find(stop, 0, cut)
+            if index != -1:
+                cut = index
+    return text[:cut]
+
+
+def keep_first_line(text: str) -> str:
+    """Single-line mode: the rest of the cursor's line only."""
+    return text.split("\n", 1)[0].rstrip("\r")
+
+
+_TRIVIAL = re.compile(r"^[\s\W]*$")  # blank lines, `}`, `)`, `];`: repeating them is normal
+_LOOPING_RUN = re.compile(r"(.{2,30}?)\1{3,}")
+
+
+def drop_repetition(text: str, cursor_line: str = "") -> str:
+    """Cut a loop: a line or block of up to 4 lines three times in a row (one copy stays), or
+    a phrase repeated at least four times in a row within a line (that line goes).
+
+    `cursor_line` is the text before the cursor on its line, which the first line continues:
+    with it, an indented first line compares equal to its indented repeats.
+    """
+    lines = text.split("\n")
+    full = [cursor_line + lines[0], *lines[1:]]
+    for start in range(len(full)):
+        for size in range(1, 5):
+            block = full[start : start + size]
+            if len(block) < size or all(_TRIVIAL.match(line) for line in block):
+                continue
+            if (
+                full[start + size : start + 2 * size] == block
+                and full[start + 2 * size : start + 3 * size] == block
+            ):
+                return "\n".join(lines[: start + size])
+        match = _LOOPING_RUN.search(lines[start])
+        if match and re.search("[A-Za-z]", match.group(1)) and len(match.group(0)) >= 16:
+            return "\n".join(lines[:start])
+    return text
+
+
+def _opens_block(line: str) -> bool:
+    return line.rstrip().endswith((":", "{", "(", "["))
+
+
+def _only_closers(line: str) -> bool:
+    return bool(line.strip()) and re.fullmatch(r"[\s)\]}]+[;,]?\s*", line) is not None
+
+
+def _first_nonblank(lines: Iterable[str]) -> str | None:
+    return next((line for line in lines if line.strip()), None)
+
+
+def stop_at_block_end(text: str, prefix: str, suffix: str) -> str:
+    """Multi-line mode: stop where a line falls below the indentation of the cursor's block.
+
+    The block is the one being opened when the cursor's line ends with `:` / `{` / `(` / `[`
+    (its body's indentation), else the cursor's own. A closing line (`}`, `})`) at the
+    block's end is kept when the suffix does not already have it, and the completion stops
+    after it.
+    """
+    lines = text.split("\n")
+    cursor = _cursor_line(prefix)
+    first = cursor + lines[0]
+    if cursor.strip() and _opens_block(first):
+        body = _first_nonblank(lines[1:])
+        if body is None:
+            return text
+        floor = max(indent_width(body), indent_width(first) + 1)
+    elif first.strip():
+        floor = indent_width(first)
+    else:
+        floor = indent_width(cursor) if cursor else indent_width(_first_nonblank(lines) or "")
+    next_suffix_line = _first_nonblank(suffix.split("\n")[1:])
+    for index in range(1, len(lines)):
+        line = lines[index]
+        if not line.strip() or indent_width(line) >= floor:
+            continue
+        if _only_closers(line) and (
+            next_suffix_line is None or next_suffix_line.strip() != line.strip()
+        ):
+            return "\n".join(lines[: index + 1])
+        return "\n".join(lines[:index])
+    return text
+
+
+def cut_at_suffix_repeat(text: str, prefix: str, suffix: str) -> str:
+    """Cut where the completion starts writing the line that already follows the cursor."""
+    following = _first_nonblank(suffix.split("\n")[1:])
+    if following is None:
+        return text
+    target = following.rstrip()
+    lines = text.split("\n")
+    for index, line in enumerate(lines):
+        full = _cursor_line(prefix) + line if index == 0 else line
+        if full.strip() and full.rstrip() == target:
+            return "\n".join(lines[:index])
+    return text
+
+
+@dataclass
+class _Brackets:
+    """Brackets of a piece of code, strings and comments skipped."""
+
+    open: list[tuple[str, int]]  # openers left open, with their positions
+    mismatch: int | None = None  # the first closer that does not match the innermost opener
+    first_outer: int | None = None  # the first closer of a bracket opened before the text
+    in_string: bool = False  # the text ends inside a string literal
+
+
+def _is_lifetime(text: str, index: int, language: str) -> bool:
+    """A Rust lifetime or label (`'a`, `'static`) rather than a character literal (`'a'`)."""
+    return (
+        language == "rust"
+        and text[index + 1 : index + 2].isidentifier()
+        and text[index + 2 : index + 3] != "'"
+    )
+
+
+def _scan_brackets(text: str, language: str) -> _Brackets:
+    result = _Brackets(open=[])
+    quote: str | None = None
+    comment = "#" if language == "python" else "//"
+    index = 0
+    while index < len(text):
+        char = text[index]
+        if quote:
+            if char == "\\":
+                index += 2
+                continue
+            if char == quote:
+                quote = None
+        elif char in "'\"`" and not _is_lifetime(text, index, language):
+            quote = char
+        elif text.startswith(comment, index):
+            newline = text.find("\n", index)
+            index = len(text) if newline == -1 else newline
+            continue
+        elif char in _PAIRS:
+            result.open.append((char, index))
+        elif char in _CLOSING:
+            if result.open and result.open[-1][0] == _CLOSING[char]:
+                result.open.pop()
+            elif result.open:
+                result.mismatch = index
+                return result
+            elif result.first_outer is None:
+                result.first_outer = index
+        index += 1
+    result.in_string = quote is not None
+    return result
+
+
+def balance_brackets(text: str, prefix: str, suffix: str, language: str) -> str:
+    """Close only the brackets the completion opened, and never one the suffix closes.
+
+    - A closer for a bracket opened before the cursor is cut, with what follows, when the
+      rest of the line starts with that closer (`foo(|)` + `x)` gives `x`).
+    - A closer that does not match the completion's own opener ends the completion there.
+    - Openers left open on the completion's last line are closed at its end, minus those the
+      rest of the line closes beyond what the cursor's line itself still needs.
+    """
+    rest = _rest_of_line(suffix).lstrip()
+    scan = _scan_brackets(text, language)
+    if scan.first_outer is not None and rest[:1] == text[scan.first_outer]:
+        text = text[: scan.first_outer]
+        scan = _scan_brackets(text, language)
+    if scan.mismatch is not None:
+        return text[: scan.mismatch]
+    last_line_start = text.rfind("\n") + 1
+    open_on_last_line = [opener for opener, position in scan.open if position >= last_line_start]
+    if not open_on_last_line or scan.in_string:
+        return text
+    line_needs = len(_scan_brackets(_cursor_line(prefix), language).open)
+    rest_closers = len(rest) - len(rest.lstrip(")]}"))
+    covered = max(0, rest_closers - line_needs)
+    closers = [_PAIRS[opener] for opener in reversed(open_on_last_line)]
+    return text + "".join(closers[: max(0, len(closers) - covered)])
+
+
+def trim_line_suffix_overlap(text: str, suffix: str, language: str) -> str:
+    """A one-line completion that ends with the rest of the line loses that repeated end,
+    unless it closes the completion's own brackets (`foo()` stays whole before `)`)."""
+    rest = _rest_of_line(suffix).strip()
+    body = text.rstrip()
+    if "\n" in text or not rest or not body.endswith(rest):
+        return text
+    trimmed = body[: -len(rest)]
+    if len(_scan_brackets(trimmed, language).open) > len(_scan_brackets(body, language).open):
+        return text
+    return trimmed
+
+
+def strip_trailing_whitespace(text: str, suffix: str) -> str:
+    """Trailing spaces off every line and trailing blank lines off the end; a one-line
+    completion keeps its spaces when the cursor is mid-line (they separate it from the rest)."""
+    if _rest_of_line(suffix).strip() and "\n" not in text:
+        return text
+    return "\n".join(line.rstrip() for line in text.split("\n")).rstrip("\n")
+
+
+def drop_if_empty(text: str) -> str:
+    return text if text.strip() else ""
+
+
+def postprocess(raw: str, ctx: PostprocessContext) -> str:
+    """The completion to show, or "" to show nothing."""
+    text = cut_at_stop_strings(raw, (*ALL_SPECIAL_TEXTS, *ctx.stop_strings))
+    if not ctx.multiline:
+        text = keep_first_line(text)
+    text = drop_repetition(text, _cursor_line(ctx.prefix))
+    if ctx.multiline:
+        text = stop_at_block_end(text, ctx.prefix, ctx.suffix)
+    text = cut_at_suffix_repeat(text, ctx.prefix, ctx.suffix)
+    text = balance_brackets(text, ctx.prefix, ctx.suffix, ctx.language)
+    text = trim_line_suffix_overlap(text, ctx.suffix, ctx.language)
+    text = strip_trailing_whitespace(text, ctx.suffix)
+    return drop_if_empty(text)

@@ -1,0 +1,251 @@
+"""Post-processing: each rule on its own, then the whole pipeline as the editor would see it."""
+
+from __future__ import annotations
+
+from prompts.postprocess import (
+    PostprocessContext,
+    balance_brackets,
+    cut_at_stop_strings,
+    cut_at_suffix_repeat,
+    drop_if_empty,
+    drop_repetition,
+    keep_first_line,
+    postprocess,
+    stop_at_block_end,
+    strip_trailing_whitespace,
+    trim_line_suffix_overlap,
+)
+
+
+def complete(
+    raw: str,
+    prefix: str,
+    suffix: str = "\n",
+    *,
+    multiline: bool,
+    language: str = "python",
+    stops: tuple[str, ...] = (),
+) -> str:
+    return postprocess(raw, PostprocessContext(prefix, suffix, multiline, language, stops))
+
+
+# --- stop strings ---
+
+
+def test_cut_at_the_first_stop_string() -> None:
+    raw = "return a + b<|endoftext|>def junk():"
+    assert cut_at_stop_strings(raw, ["<|file_sep|>", "<|endoftext|>"]) == "return a + b"
+    assert cut_at_stop_strings("x = 1", ["<|endoftext|>"]) == "x = 1"
+
+
+def test_pipeline_cuts_at_any_fim_token_even_if_not_asked() -> None:
+    raw = "user.name<fim_middle>user.email"
+    assert complete(raw, "print(", ")\n", multiline=False) == "user.name"
+
+
+def test_pipeline_cuts_at_the_prompts_own_stop_strings() -> None:
+    raw = "    return n * factorial(n - 1)\n\ndef fibonacci(n):\n    pass"
+    out = complete(raw, "def factorial(n):\n", multiline=True, stops=("\ndef ",))
+    assert out == "    return n * factorial(n - 1)"
+
+
+# --- single line ---
+
+
+def test_single_line_mode_keeps_one_line() -> None:
+    assert keep_first_line("total += price\n    count += 1\n") == "total += price"
+    assert complete("total += price\ncount += 1", "    ", "\n", multiline=False) == "total += price"
+
+
+def test_single_line_completion_that_starts_a_new_line_shows_nothing() -> None:
+    assert complete("\nimport sys", "import os", "\n", multiline=False) == ""
+
+
+# --- repetition loops ---
+
+
+def test_a_line_repeated_three_times_keeps_one_copy() -> None:
+    raw = "    self.items.append(item)\n" * 5 + "    self.items.app"
+    assert drop_repetition(raw) == "    self.items.append(item)"
+
+
+def test_a_repeated_block_of_lines_keeps_one_copy() -> None:
+    block = "x = read()\nif x:\n    handle(x)\n"
+    assert drop_repetition("setup()\n" + block * 3) == "setup()\n" + block.rstrip("\n")
+
+
+def test_a_phrase_looping_inside_a_line_drops_that_line() -> None:
+    raw = "values = [0]\nresult = foo(a, a, a, a, a, a, a, a, a, a, a, a"
+    assert drop_repetition(raw) == "values = [0]"
+
+
+def test_repeated_closing_lines_and_banners_are_not_loops() -> None:
+    closing = "      }\n    }\n  }\n}\n}\n}"
+    assert drop_repetition(closing) == closing
+    banner = "# " + "=" * 70
+    assert drop_repetition(banner) == banner
+    legit = "a = 1\nb = 2\na = 1\n"
+    assert drop_repetition(legit) == legit
+
+
+# --- end of the cursor's block ---
+
+
+def test_stop_where_the_body_of_the_def_ends() -> None:
+    raw = "\n    return math.pi * r ** 2\n\ndef perimeter(r):\n    return 2 * math.pi * r"
+    assert stop_at_block_end(raw, "def area(r):", "\n") == "\n    return math.pi * r ** 2\n"
+
+
+def test_stop_at_a_dedent_below_the_cursor_line_but_keep_nested_blocks() -> None:
+    prefix = "def load(paths):\n    "
+    raw = "data = []\n    for p in paths:\n        data.append(read(p))\n    return data\nload([])"
+    assert stop_at_block_end(raw, prefix, "\n") == (
+        "data = []\n    for p in paths:\n        data.append(read(p))\n    return data"
+    )
+
+
+def test_else_at_the_parent_level_ends_an_if_body() -> None:
+    prefix = "    if cached:"
+    raw = "\n        return cached\n    else:\n        return compute()"
+    assert stop_at_block_end(raw, prefix, "\n") == "\n        return cached"
+
+
+def test_javascript_closing_brace_is_kept_once_when_the_suffix_lacks_it() -> None:
+    raw = "\n  return a + b;\n}\n\nfunction sub(a, b) {\n  return a - b;\n}"
+    assert stop_at_block_end(raw, "function add(a, b) {", "") == "\n  return a + b;\n}"
+    # The editor already shows the closing brace below the cursor: do not write it again.
+    assert stop_at_block_end(raw, "function add(a, b) {", "\n}\n") == "\n  return a + b;"
+
+
+# --- repeating what follows ---
+
+
+def test_cut_where_the_completion_rewrites_the_next_line() -> None:
+    prefix = "def mean(xs):\n    "
+    suffix = "\n    return total / len(xs)\n"
+    raw = "total = sum(xs)\n    return total / len(xs)\n"
+    assert cut_at_suffix_repeat(raw, prefix, suffix) == "total = sum(xs)"
+
+
+def test_a_completion_equal_to_the_next_line_becomes_nothing() -> None:
+    suffix = "\n    return total\n"
+    assert complete("return total", "    total = 0\n    ", suffix, multiline=False) == ""
+
+
+def test_a_similar_but_different_line_is_kept() -> None:
+    suffix = "\n    return total\n"
+    raw = "total = sum(xs)\n    return total / len(xs)"
+    assert cut_at_suffix_repeat(raw, "    ", suffix) == raw
+
+
+# --- brackets ---
+
+
+def test_closer_supplied_by_the_suffix_is_not_written_twice() -> None:
+    assert balance_brackets("user.id)", "print(", ")\n", "python") == "user.id"
+
+
+def test_brackets_the_completion_opens_and_closes_stay() -> None:
+    assert balance_brackets("len(items)", "print(", ")\n", "python") == "len(items)"
+    assert complete("len(items)", "print(", ")\n", multiline=False) == "len(items)"
+
+
+def test_brackets_the_completion_leaves_open_are_closed() -> None:
+    assert balance_brackets("max(a, b", "total = ", "\n", "python") == "max(a, b)"
+    assert balance_brackets("{'id': user.id, 'tags': [t", "payload = ", "\n", "python") == (
+        "{'id': user.id, 'tags': [t]}"
+    )
+
+
+def test_no_closer_is_added_when_the_suffix_has_one_beyond_the_lines_needs() -> None:
+    # The cursor sits in `[]`: the suffix's `]` is free for the completion's own `[`.
+    assert balance_brackets("items[0", "first = ", "]\n", "python") == "items[0"
+    # `print(` needs the suffix's `)`, so the completion's `len(` gets its own.
+    assert balance_brackets("len(items", "print(", ")\n", "python") == "len(items)"
+
+
+def test_brackets_inside_strings_and_comments_do_not_count() -> None:
+    assert balance_brackets('log(":-( failed")', "", "\n", "python") == 'log(":-( failed")'
+    assert balance_brackets("x = 1  # (see above", "", "\n", "python") == "x = 1  # (see above"
+
+
+def test_a_closer_that_does_not_match_ends_the_completion() -> None:
+    assert balance_brackets("compute(a, b]", "x = ", "\n", "python") == "compute(a, b"
+
+
+def test_javascript_arrow_callback_gets_its_paren_closed_once() -> None:
+    prefix = "const names = users.map("
+    suffix = ");\n"
+    assert complete("u => u.name);", prefix, suffix, multiline=False, language="javascript") == (
+        "u => u.name"
+    )
+    assert (
+        complete("u => format(u.name", prefix, suffix, multiline=False, language="javascript")
+        == "u => format(u.name)"
+    )
+
+
+# --- the rest of the line ---
+
+
+def test_rest_of_line_repeated_at_the_end_is_trimmed() -> None:
+    assert trim_line_suffix_overlap("n > 0:", ":\n", "python") == "n > 0"
+    assert trim_line_suffix_overlap('Hello")', '")\n', "python") == "Hello"
+
+
+def test_rest_of_line_overlap_that_closes_the_completions_own_call_stays() -> None:
+    assert trim_line_suffix_overlap("str(n)", ")\n", "python") == "str(n)"
+
+
+# --- whitespace and empty answers ---
+
+
+def test_trailing_whitespace_and_blank_lines_are_stripped() -> None:
+    assert strip_trailing_whitespace("\n    return x   \n\n\n", "\n") == "\n    return x"
+
+
+def test_trailing_space_before_the_rest_of_the_line_is_kept() -> None:
+    # `print(|name)`: the space separates the completion from `name`.
+    assert strip_trailing_whitespace("'Hello', ", "name)\n") == "'Hello', "
+
+
+def test_empty_or_blank_answers_become_nothing() -> None:
+    assert drop_if_empty("   \n\t") == ""
+    assert complete("<|endoftext|>", "x = ", multiline=False) == ""
+    assert complete("\n\n", "def f():", multiline=True) == ""
+
+
+# --- the whole pipeline on realistic cases ---
+
+
+def test_pipeline_multiline_function_body() -> None:
+    prefix = "import math\n\n\ndef area(radius: float) -> float:\n    "
+    suffix = "\n\n\ndef main():\n    print(area(2))\n"
+    raw = (
+        '"""Area of a circle."""\n    return math.pi * radius ** 2\n\n\n'
+        "def main():\n    print(area(2))\n"
+    )
+    assert complete(raw, prefix, suffix, multiline=True) == (
+        '"""Area of a circle."""\n    return math.pi * radius ** 2'
+    )
+
+
+def test_pipeline_single_line_in_the_middle_of_a_call() -> None:
+    prefix = "    logger.info("
+    suffix = ")\n    return result\n"
+    raw = '"saved %s", path)\n    return result\n'
+    assert complete(raw, prefix, suffix, multiline=False) == '"saved %s", path'
+
+
+def test_pipeline_drops_a_looping_answer_down_to_one_copy() -> None:
+    prefix = "class Stack:\n    def __init__(self):\n        "
+    raw = (
+        "self.items = []\n        self.items = []\n        self.items = []\n        self.items = []"
+    )
+    assert complete(raw, prefix, "\n", multiline=True) == "self.items = []"
+
+
+def test_rust_lifetimes_are_not_quotes() -> None:
+    prefix = "fn longest"
+    raw = "<'a>(x: &'a str, y: &'a str"
+    assert balance_brackets(raw, prefix, "\n", "rust") == "<'a>(x: &'a str, y: &'a str)"
