@@ -211,7 +211,7 @@ class _Context:
     """Snippets and imports chosen for the prompt, rendered, with their token ids."""
 
     snippets: list[str]  # as rendered into the prompt
-    snippet_ids: list[list[int]]
+    snippet_ids: list[list[int]]  # the file separator's id included, in repository layout
     imports: list[str]
     import_ids: list[int]
 
@@ -232,9 +232,10 @@ def _choose_context(
     prefix: str,
     suffix: str,
     limit: int,
-    as_files: bool,
+    file_sep: int | None,
     max_snippets: int,
 ) -> _Context:
+    # file_sep: the separator's id when snippets are written as files, else None (comments)
     """Imports missing from a trimmed prefix first, then the best snippets that fit."""
     context = _Context([], [], [], [])
     if limit <= 0:
@@ -251,7 +252,7 @@ def _choose_context(
         document, offset, open_documents, max_snippets=max_snippets, exclude_text=prefix + suffix
     )
     for snippet in snippets:
-        if as_files:
+        if file_sep is not None:
             rendered = f"{snippet.path}\n{snippet.text}"
         else:
             rendered = as_comment(
@@ -260,6 +261,8 @@ def _choose_context(
         if len(rendered) > 1.5 * room * tokenizer.chars_per_token:
             continue  # clearly too long: not worth encoding
         ids = tokenizer.encode(rendered)
+        if file_sep is not None:
+            ids = [file_sep, *ids]
         if len(ids) <= room:
             context.snippets.append(rendered)
             context.snippet_ids.append(ids)
@@ -325,7 +328,7 @@ def build_completion_prompt(
         prefix,
         suffix,
         context_limit,
-        as_files,
+        file_sep if as_files else None,
         max_snippets,
     )
     # What the shares left unused goes to the prefix first, then to the suffix.
@@ -345,7 +348,7 @@ def build_completion_prompt(
     if as_files:
         assert file_sep is not None and template.file_sep_token is not None
         for rendered, snippet_ids in zip(context.snippets, context.snippet_ids, strict=True):
-            ids += [file_sep, *snippet_ids]
+            ids += snippet_ids  # the separator's id leads them
             parts += [template.file_sep_token, rendered]
         if template.path_inside_prefix:  # StarCoder2: <file_sep><fim_prefix>path\ncode...
             ids += [file_sep, pre, *head_ids]

@@ -128,11 +128,15 @@ def test_small_file_goes_in_whole_in_fim_order(tokenizer: TokenizerLike) -> None
 
 
 @pytest.mark.parametrize("tokenizer", tokenizers())
-@pytest.mark.parametrize("budget", [64, 200, 1024])
-def test_prompt_never_exceeds_the_budget(tokenizer: TokenizerLike, budget: int) -> None:
+@pytest.mark.parametrize("budget", [16, 64, 200, 1024])
+@pytest.mark.parametrize("repo_level", [False, True])
+def test_prompt_never_exceeds_the_budget(
+    tokenizer: TokenizerLike, budget: int, repo_level: bool
+) -> None:
     text = make_module(200)
     cursor = text.index("def price_120") + len("def price_120")
-    prompt = build(text, cursor, tokenizer, budget, [document(make_module(30), "shop/other.py")])
+    others = [document(make_module(30), f"shop/other_{i}.py") for i in range(4)]
+    prompt = build(text, cursor, tokenizer, budget, others, repo_level=repo_level)
     assert len(prompt.token_ids) <= budget
 
 
