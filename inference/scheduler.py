@@ -234,6 +234,7 @@ class Scheduler:
                 self._incoming.clear()
             self._retire()
             self._admit()
+            self._retire()  # a cancel that came during the prefills
             if self._active:
                 self._decode_step()
         self._waiting.extend(self._incoming)

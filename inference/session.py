@@ -36,7 +36,9 @@ CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
 # onnxruntime IO-binding device names per provider
 DEVICE_TYPES = {CUDA: "cuda", CPU: "cpu"}
+# Bounds on the per-run buffers of a prompt chunk: attention scores and logits.
 PREFILL_SCORE_BYTES = 64 * 2**20
+PREFILL_LOGITS_BYTES = 64 * 2**20
 
 
 def physical_cores() -> int:
@@ -294,16 +296,24 @@ class SharedKVRunner(_RunnerBase):
         # host-side inputs and outputs of a decode step, edited in place between runs
         self._input_ids = np.zeros((max_batch, 1), np.int64)
         self._positions = np.zeros((max_batch, 1), np.int64)
-        # a free row keeps one valid position so its seqlens_k stays >= 0 when batched
-        self._mask = np.zeros((max_batch, max_length), np.int64)
-        self._mask[:, 0] = 1
+        # rebuilt per step as (rows, longest row): GroupQueryAttention's work grows with its width
+        self._mask = np.zeros(max_batch * max_length, np.int64)
+        self._columns = np.arange(max_length)
         self._logits = np.zeros((max_batch, 1, info.vocab_size), np.dtype(info.logits_dtype))
         self._decode_binding: ort.IOBinding | None = None
         self._decode_rows = 0
-        # GroupQueryAttention allocates heads x chunk x max_length scores per layer: bound that
+        # GroupQueryAttention allocates heads x chunk x max_length scores per layer, and the graph
+        # returns logits for every prompt position: chunks keep both bounded
         self.prefill_chunk = max(
-            16, min(1024, PREFILL_SCORE_BYTES // (info.num_heads * max_length * 4))
+            16,
+            min(
+                1024,
+                PREFILL_SCORE_BYTES // (info.num_heads * max_length * 4),
+                PREFILL_LOGITS_BYTES // (info.vocab_size * self._logits.itemsize),
+            ),
         )
+        # reused across prompts: a fresh multi-megabyte output per prompt costs page faults
+        self._prompt_logits = np.empty(0, self._logits.dtype)
 
     def _row_pointer(self, index: int, slot: int) -> int:
         return self._pointers[index] + slot * self._row_bytes
@@ -322,8 +332,6 @@ class SharedKVRunner(_RunnerBase):
             chunk = tokens[start : start + self.prefill_chunk]
             logits = self._run_prompt(slot, chunk, position)
             position += len(chunk)
-        self._mask[slot] = 0
-        self._mask[slot, :position] = 1
         self.lengths[slot] = position
         return logits
 
@@ -332,14 +340,8 @@ class SharedKVRunner(_RunnerBase):
         count = len(tokens)
         binding = self.session.io_binding()
         binding.bind_cpu_input("input_ids", np.asarray(tokens, np.int64).reshape(1, count))
-        if past == 0:
-            # first prompt: mask width == new tokens
-            mask = np.ones((1, count), np.int64)
-        else:
-            # continued prompt: as in decoding, the mask spans the whole buffer
-            mask = np.zeros((1, self.max_length), np.int64)
-            mask[0, : past + count] = 1
-        binding.bind_cpu_input("attention_mask", mask)
+        # the cache is `past` positions long: the first prompt (past 0) or a continued one
+        binding.bind_cpu_input("attention_mask", np.ones((1, past + count), np.int64))
         if self.info.has_position_ids:
             binding.bind_cpu_input(
                 "position_ids", np.arange(past, past + count, dtype=np.int64)[None]
@@ -354,9 +356,13 @@ class SharedKVRunner(_RunnerBase):
                 bind(
                     name, self.device.type, 0, self.device.kv_dtype, list(self._row_shape), pointer
                 )
-        binding.bind_output("logits", "cpu")
+        vocab = self.info.vocab_size
+        if self._prompt_logits.size < count * vocab:
+            self._prompt_logits = np.empty(self.prefill_chunk * vocab, self._logits.dtype)
+        logits = self._prompt_logits[: count * vocab].reshape(1, count, vocab)
+        binding.bind_output("logits", "cpu", 0, logits.dtype, [1, count, vocab], logits.ctypes.data)
         self.session.run_with_iobinding(binding)
-        return np.asarray(binding.get_outputs()[-1].numpy()[0, -1], np.float32)
+        return np.array(logits[0, -1], np.float32)
 
     def decode(self, slots: Sequence[int], tokens: Sequence[int]) -> np.ndarray:
         rows = max(slots) + 1
@@ -365,21 +371,25 @@ class SharedKVRunner(_RunnerBase):
             assert length < self.max_length, f"slot {slot} is full"
             self._input_ids[slot, 0] = token
             self._positions[slot, 0] = length
-            self._mask[slot, length] = 1
             self.lengths[slot] = length + 1
         if rows != self._decode_rows or self._decode_binding is None:
             self._decode_binding = self._bind_decode(rows)
             self._decode_rows = rows
-        self.session.run_with_iobinding(self._decode_binding)
+        binding = self._decode_binding
+        # a free row keeps one valid position so its seqlens_k stays >= 0
+        lengths = np.maximum(self.lengths[:rows], 1)
+        width = int(lengths.max())
+        mask = self._mask[: rows * width].reshape(rows, width)
+        np.less(self._columns[:width], lengths[:, None], out=mask, casting="unsafe")
+        binding.bind_input("attention_mask", "cpu", 0, np.int64, [rows, width], mask.ctypes.data)
+        self.session.run_with_iobinding(binding)
         return np.asarray(self._logits[list(slots), 0], np.float32)
 
     def _bind_decode(self, rows: int) -> ort.IOBinding:
-        """Bind the first `rows` rows of every buffer; the arrays are edited in place per step."""
+        """Bind the first `rows` rows of every buffer; the arrays are edited in place per step
+        (the attention mask, whose width changes, is bound by `decode`)."""
         binding = self.session.io_binding()
         binding.bind_input("input_ids", "cpu", 0, np.int64, [rows, 1], self._input_ids.ctypes.data)
-        binding.bind_input(
-            "attention_mask", "cpu", 0, np.int64, [rows, self.max_length], self._mask.ctypes.data
-        )
         if self.info.has_position_ids:
             binding.bind_input(
                 "position_ids", "cpu", 0, np.int64, [rows, 1], self._positions.ctypes.data
@@ -407,8 +417,6 @@ class SharedKVRunner(_RunnerBase):
         return KVSnapshot(values, length, _kv_bytes(self.info, length))
 
     def release(self, slot: int) -> None:
-        self._mask[slot] = 0
-        self._mask[slot, 0] = 1
         self.lengths[slot] = 0
         self._input_ids[slot, 0] = 0
 

@@ -1,0 +1,1 @@
+"""Measurements run by `flashcode bench NAME`; each module exposes `main(argv) -> int`."""
