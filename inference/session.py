@@ -296,9 +296,11 @@ class SharedKVRunner(_RunnerBase):
         # host-side inputs and outputs of a decode step, edited in place between runs
         self._input_ids = np.zeros((max_batch, 1), np.int64)
         self._positions = np.zeros((max_batch, 1), np.int64)
-        # rebuilt per step as (rows, longest row): GroupQueryAttention's work grows with its width
-        self._mask = np.zeros(max_batch * max_length, np.int64)
-        self._columns = np.arange(max_length)
+        # Full width, so every step has the same input shapes (onnxruntime then reuses its memory
+        # plan); GroupQueryAttention reads each row's length from the row's sum, not the width.
+        # A free row keeps one valid position so its seqlens_k stays >= 0 when batched.
+        self._mask = np.zeros((max_batch, max_length), np.int64)
+        self._mask[:, 0] = 1
         self._logits = np.zeros((max_batch, 1, info.vocab_size), np.dtype(info.logits_dtype))
         self._decode_binding: ort.IOBinding | None = None
         self._decode_rows = 0
@@ -332,6 +334,8 @@ class SharedKVRunner(_RunnerBase):
             chunk = tokens[start : start + self.prefill_chunk]
             logits = self._run_prompt(slot, chunk, position)
             position += len(chunk)
+        self._mask[slot] = 0
+        self._mask[slot, :position] = 1
         self.lengths[slot] = position
         return logits
 
@@ -366,30 +370,36 @@ class SharedKVRunner(_RunnerBase):
 
     def decode(self, slots: Sequence[int], tokens: Sequence[int]) -> np.ndarray:
         rows = max(slots) + 1
+        input_ids, positions, mask, lengths = (
+            self._input_ids,
+            self._positions,
+            self._mask,
+            self.lengths,
+        )
         for slot, token in zip(slots, tokens, strict=True):
-            length = self.lengths[slot]
+            length = int(lengths[slot])
             assert length < self.max_length, f"slot {slot} is full"
-            self._input_ids[slot, 0] = token
-            self._positions[slot, 0] = length
-            self.lengths[slot] = length + 1
+            input_ids[slot, 0] = token
+            positions[slot, 0] = length
+            mask[slot, length] = 1
+            lengths[slot] = length + 1
         if rows != self._decode_rows or self._decode_binding is None:
             self._decode_binding = self._bind_decode(rows)
             self._decode_rows = rows
-        binding = self._decode_binding
-        # a free row keeps one valid position so its seqlens_k stays >= 0
-        lengths = np.maximum(self.lengths[:rows], 1)
-        width = int(lengths.max())
-        mask = self._mask[: rows * width].reshape(rows, width)
-        np.less(self._columns[:width], lengths[:, None], out=mask, casting="unsafe")
-        binding.bind_input("attention_mask", "cpu", 0, np.int64, [rows, width], mask.ctypes.data)
-        self.session.run_with_iobinding(binding)
-        return np.asarray(self._logits[list(slots), 0], np.float32)
+        self.session.run_with_iobinding(self._decode_binding)
+        logits = self._logits[:rows, 0]
+        if len(slots) != rows:
+            logits = logits[np.asarray(slots)]
+        # a view of the output buffer: valid until the next step
+        return logits if logits.dtype == np.float32 else logits.astype(np.float32)
 
     def _bind_decode(self, rows: int) -> ort.IOBinding:
-        """Bind the first `rows` rows of every buffer; the arrays are edited in place per step
-        (the attention mask, whose width changes, is bound by `decode`)."""
+        """Bind the first `rows` rows of every buffer; the arrays are edited in place per step."""
         binding = self.session.io_binding()
         binding.bind_input("input_ids", "cpu", 0, np.int64, [rows, 1], self._input_ids.ctypes.data)
+        binding.bind_input(
+            "attention_mask", "cpu", 0, np.int64, [rows, self.max_length], self._mask.ctypes.data
+        )
         if self.info.has_position_ids:
             binding.bind_input(
                 "position_ids", "cpu", 0, np.int64, [rows, 1], self._positions.ctypes.data
@@ -417,6 +427,8 @@ class SharedKVRunner(_RunnerBase):
         return KVSnapshot(values, length, _kv_bytes(self.info, length))
 
     def release(self, slot: int) -> None:
+        self._mask[slot] = 0
+        self._mask[slot, 0] = 1
         self.lengths[slot] = 0
         self._input_ids[slot, 0] = 0
 
