@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -110,7 +111,8 @@ class Engine:
         future: asyncio.Future[GenerationResult] = loop.create_future()
 
         def done(outcome: GenerationResult | BaseException) -> None:
-            loop.call_soon_threadsafe(_settle, future, outcome)
+            with contextlib.suppress(RuntimeError):  # the caller's event loop is already closed
+                loop.call_soon_threadsafe(_settle, future, outcome)
 
         submission = Submission(request, done)
         self._scheduler.submit(submission)
@@ -127,7 +129,8 @@ class Engine:
         queue: asyncio.Queue[str | GenerationResult | BaseException] = asyncio.Queue()
 
         def put(item: str | GenerationResult | BaseException) -> None:
-            loop.call_soon_threadsafe(queue.put_nowait, item)
+            with contextlib.suppress(RuntimeError):  # the caller's event loop is already closed
+                loop.call_soon_threadsafe(queue.put_nowait, item)
 
         submission = Submission(request, on_done=put, on_text=put)
         self._scheduler.submit(submission)

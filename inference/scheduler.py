@@ -232,17 +232,33 @@ class Scheduler:
                     break
                 self._waiting.extend(self._incoming)
                 self._incoming.clear()
-            self._retire()
-            self._admit()
-            self._retire()  # a cancel that came during the prefills
-            if self._active:
-                self._decode_step()
+            try:
+                self._step()
+            except Exception as error:  # a bug in one step must not leave callers waiting forever
+                log.exception("scheduler step failed")
+                self._fail_all(error)
         self._waiting.extend(self._incoming)
         self._incoming.clear()
         for sequence in list(self._active):
             self._finish(sequence, "cancelled")
         for submission in self._waiting:
             submission.on_done(self._empty_result(submission, "cancelled"))
+        self._waiting.clear()
+
+    def _step(self) -> None:
+        self._retire()
+        self._admit()
+        self._retire()  # a cancel that came during the prefills
+        if self._active:
+            self._decode_step()
+
+    def _fail_all(self, error: Exception) -> None:
+        self.counters["failed"] += len(self._active) + len(self._waiting)
+        for sequence in list(self._active):
+            self._release(sequence)
+            sequence.sub.on_done(error)
+        for submission in self._waiting:
+            submission.on_done(error)
         self._waiting.clear()
 
     def _expired(self, submission: Submission, now: float) -> bool:
