@@ -74,14 +74,14 @@ def median(values: list[float]) -> float:
     return float(statistics.median(values))
 
 
-async def engine_b1(engine: Engine, prompt: list[int]) -> tuple[float, float]:
-    """(prefill ms, decode tokens/s) of one greedy request alone."""
+async def engine_b1(engine: Engine, prompt: list[int]) -> tuple[float, float, list[int]]:
+    """(prefill ms, decode tokens/s, tokens) of one greedy request alone."""
     result = await engine.generate(GenerationRequest(tuple(prompt), max_new_tokens=DECODE_TOKENS))
     decode_s = (result.total_ms - result.prefill_ms) / 1000
-    return result.prefill_ms, len(result.token_ids) / decode_s
+    return result.prefill_ms, len(result.token_ids) / decode_s, result.token_ids
 
 
-def peer_b1(model: Any, og: Any, prompt: list[int]) -> tuple[float, float]:
+def peer_b1(model: Any, og: Any, prompt: list[int]) -> tuple[float, float, list[int]]:
     params = og.GeneratorParams(model)
     params.set_search_options(max_length=len(prompt) + DECODE_TOKENS, do_sample=False)
     generator = og.Generator(model, params)
@@ -91,7 +91,8 @@ def peer_b1(model: Any, og: Any, prompt: list[int]) -> tuple[float, float]:
     for _ in range(DECODE_TOKENS):
         generator.generate_next_token()
     finished = time.perf_counter()
-    return (prefilled - started) * 1000, DECODE_TOKENS / (finished - prefilled)
+    tokens = [int(t) for t in generator.get_sequence(0)[len(prompt) :]]
+    return (prefilled - started) * 1000, DECODE_TOKENS / (finished - prefilled), tokens
 
 
 async def throughput(engine: Engine, prompts: list[list[int]], concurrent: bool) -> float:
@@ -174,16 +175,18 @@ async def run(model_dir: Path, threads: int, repeats: int) -> dict[str, object]:
         await engine_b1(cold_engine, prompt)
         if peer_model is not None:
             peer_b1(peer_model, og, prompt)
-        ours: list[tuple[float, float]] = []
-        peer: list[tuple[float, float]] = []
+        ours: list[tuple[float, float, list[int]]] = []
+        peer: list[tuple[float, float, list[int]]] = []
         for _ in range(repeats):
             ours.append(await engine_b1(cold_engine, prompt))
             if peer_model is not None:
                 peer.append(peer_b1(peer_model, og, prompt))
-        results["prefill_ms_512"] = median([p for p, _ in ours])
-        results["decode_tps_b1"] = median([d for _, d in ours])
-        results["peer_prefill_ms_512"] = median([p for p, _ in peer]) if peer else None
-        results["peer_decode_tps_b1"] = median([d for _, d in peer]) if peer else None
+        results["prefill_ms_512"] = median([p for p, _, _ in ours])
+        results["decode_tps_b1"] = median([d for _, d, _ in ours])
+        results["peer_prefill_ms_512"] = median([p for p, _, _ in peer]) if peer else None
+        results["peer_decode_tps_b1"] = median([d for _, d, _ in peer]) if peer else None
+        # the same greedy tokens, or the comparison would be of different work
+        results["same_tokens_as_peer"] = ours[0][2] == peer[0][2] if peer else None
         del peer_model
 
         prompts = [
@@ -196,6 +199,10 @@ async def run(model_dir: Path, threads: int, repeats: int) -> dict[str, object]:
             alone.append(await throughput(cold_engine, prompts, concurrent=False))
         results["throughput_tps_c8"] = median(together)
         results["throughput_tps_sequential"] = median(alone)
+        step_ms = cold_engine.stats()["step_ms_by_batch"]
+        assert isinstance(step_ms, dict)
+        results["decode_step_ms_b1"] = step_ms.get(1)
+        results["decode_step_ms_b8"] = step_ms.get(CONCURRENT)
 
         appended = [[*prompt, token] for token in prompt[1 : repeats + 1]]
         results["cold_ms"] = median([(await first_token_ms(cold_engine, p))[0] for p in appended])

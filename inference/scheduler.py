@@ -179,6 +179,7 @@ class Scheduler:
             "batched_rows": 0,  # sum of batch sizes over decode steps
             "cancel_steps_max": 0,  # most model runs a request took part in after its cancel
         }
+        self._step_seconds: dict[int, list[float]] = {}  # batch size -> [seconds, steps]
 
     def start(self) -> None:
         self._thread.start()
@@ -209,6 +210,10 @@ class Scheduler:
         stats["waiting"] = len(self._waiting) + len(self._incoming)
         steps = self.counters["decode_steps"]
         stats["mean_batch"] = round(self.counters["batched_rows"] / steps, 2) if steps else 0.0
+        stats["step_ms_by_batch"] = {
+            size: round(seconds / count * 1000, 3)
+            for size, (seconds, count) in sorted(self._step_seconds.items())
+        }
         cache = self.prefix_cache
         if cache is not None:
             stats["prefix_cache"] = {
@@ -331,6 +336,7 @@ class Scheduler:
     def _decode_step(self) -> None:
         sequences = sorted(self._active, key=lambda s: s.slot)
         slots = [s.slot for s in sequences]
+        started = time.perf_counter()
         try:
             logits = self.runner.decode(slots, [s.next_token for s in sequences])
         except Exception as error:
@@ -342,6 +348,9 @@ class Scheduler:
             return
         self.counters["decode_steps"] += 1
         self.counters["batched_rows"] += len(sequences)
+        timing = self._step_seconds.setdefault(len(sequences), [0.0, 0])
+        timing[0] += time.perf_counter() - started
+        timing[1] += 1
         greedy = np.argmax(logits, axis=1)
         for row, sequence in enumerate(sequences):
             sequence.sub.runs += 1
