@@ -105,9 +105,16 @@ class FlashcodeServer(LanguageServer):
 
 
 def build_server(base_settings: dict[str, Any] | None = None) -> FlashcodeServer:
-    from lsp_server.features import completion, inline_completion, lifecycle, status
+    from lsp_server.features import (
+        completion,
+        docstring,
+        inline_completion,
+        lifecycle,
+        status,
+        unit_tests,
+    )
 
     server = FlashcodeServer(base_settings)
-    for feature in (lifecycle, inline_completion, completion, status):
+    for feature in (lifecycle, inline_completion, completion, status, unit_tests, docstring):
         feature.register(server)
     return server
