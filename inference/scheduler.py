@@ -212,7 +212,8 @@ class Scheduler:
         stats["mean_batch"] = round(self.counters["batched_rows"] / steps, 2) if steps else 0.0
         stats["step_ms_by_batch"] = {
             size: round(seconds / count * 1000, 3)
-            for size, (seconds, count) in sorted(self._step_seconds.items())
+            # list() copies in one C call: the model thread may add a size meanwhile
+            for size, (seconds, count) in sorted(list(self._step_seconds.items()))
         }
         cache = self.prefix_cache
         if cache is not None:
@@ -252,8 +253,9 @@ class Scheduler:
 
     def _step(self) -> None:
         self._retire()
-        self._admit()
-        self._retire()  # a cancel that came during the prefills
+        if self._waiting and self._free_slots:
+            self._admit()
+            self._retire()  # a cancel that came during the prefills
         if self._active:
             self._decode_step()
 
