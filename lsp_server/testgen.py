@@ -58,7 +58,7 @@ from prompts.structured import (
     unique_name,
     value_stub,
 )
-from prompts.syntax import Definition, definition_at
+from prompts.syntax import Definition, definition_at, line_bounds
 
 if TYPE_CHECKING:
     from inference.engine import Engine
@@ -190,6 +190,15 @@ def _class_of(text: str, method: Definition) -> Definition | None:
     offset = starts[-1] + text[starts[-1] :].index("class") + len("class ")
     owner = definition_at(text, offset, "python")
     return owner if owner is not None and owner.kind == "class" else None
+
+
+def definition_near(text: str, offset: int) -> Definition | None:
+    """The definition at the cursor; anywhere on a `def` or `class` line counts as on it."""
+    start, end = line_bounds(text, offset)
+    header = re.match(r"[ \t]*(?:async[ \t]+)?(?:def|class)[ \t]+(\w)", text[start:end])
+    if header is not None:
+        offset = start + header.start(1)
+    return definition_at(text, offset, "python")
 
 
 def subjects_at(text: str, definition: Definition, module: str) -> list[TestSubject]:
@@ -680,6 +689,17 @@ def select(
     return sorted(kept, key=lambda c: candidates.index(c))
 
 
+def already_there(candidate: Candidate, existing: str | None) -> bool:
+    """Whether the test file already has this test's lines in a row (asking twice adds nothing
+    twice)."""
+    if not existing:
+        return False
+    wanted = [line.strip() for line in candidate.body.split("\n") if line.strip()]
+    have = [line.strip() for line in existing.split("\n")]
+    size = len(wanted)
+    return any(have[i : i + size] == wanted for i in range(len(have) - size + 1))
+
+
 def dedupe(candidates: Iterable[Candidate]) -> list[Candidate]:
     seen: set[tuple[str, str]] = set()
     result = []
@@ -831,6 +851,7 @@ class GenerationResult:
     verified: bool  # the kept tests were run and passed
     edit: TestFileEdit | None
     problem: str = ""  # from the run, when nothing could be judged
+    duplicates: int = 0  # passing tests left out because the test file already has them
     model_ms: float = 0.0
     run_ms: float = 0.0
 
@@ -885,6 +906,8 @@ async def generate_tests(
     else:
         passed, report = [True] * len(candidates), RunReport()
     kept = select(candidates, passed)
+    fresh = [c for c in kept if not already_there(c, existing_test)]
+    duplicates, kept = len(kept) - len(fresh), fresh
     edit = None
     if kept:
         edit = plan_edit(
@@ -897,41 +920,54 @@ async def generate_tests(
         run_generated,
         edit,
         problem=report.problem,
+        duplicates=duplicates,
         model_ms=model_ms,
         run_ms=report.seconds * 1000,
     )
 
 
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" + ("" if number == 1 else "s")
+
+
 def summary_message(result: GenerationResult, test_file: str) -> str:
     """What the user is told at the end: how many were generated and kept, and from where."""
     what = ", ".join(result.subjects[:3]) + ("..." if len(result.subjects) > 3 else "")
-    generated = len(result.candidates)
+    generated = f"generated {_count(len(result.candidates), 'test')} for {what}"
+    if not result.candidates:
+        return (
+            f"flashcode generated no test for {what}: the model's answers were not usable code "
+            "and the code has no docstring examples or raised exceptions to test. "
+            "Nothing was written."
+        )
     if not result.verified:
         if not result.kept:
-            return f"flashcode generated no usable tests for {what}."
+            return f"flashcode {generated}; none was usable, so nothing was written."
         return (
-            f"flashcode generated {generated} tests for {what} and inserted "
-            f"{len(result.kept)} into {test_file} UNVERIFIED: running generated tests is "
-            "switched off (flashcode.tests.runGenerated), so none of them was run."
+            f"flashcode {generated} and inserted {len(result.kept)} into {test_file} "
+            "UNVERIFIED: running generated tests is switched off "
+            "(flashcode.tests.runGenerated), so none of them was run."
+        )
+    if not result.kept and result.duplicates:
+        return (
+            f"flashcode {generated}; {result.duplicates} passed, but {test_file} already has "
+            "them, so nothing was written."
         )
     if not result.kept:
         reason = f" ({result.problem})" if result.problem else ""
-        return (
-            f"flashcode generated {generated} tests for {what}; none passed{reason}, "
-            "so nothing was written."
-        )
+        return f"flashcode {generated}; none passed{reason}, so nothing was written."
     origins = result.by_origin(result.kept)
     parts = [
-        f"{origins[key]} {label}"
-        for key, label in (
-            ("model", "written by the model"),
-            ("docstring", "from docstring examples"),
-            ("structure", "error checks from the code"),
+        _count(origins[key], noun) + suffix
+        for key, noun, suffix in (
+            ("model", "test", " written by the model"),
+            ("docstring", "example", " from the docstring"),
+            ("structure", "error check", " from the raised exceptions"),
         )
         if origins.get(key)
     ]
     kept = len(result.kept)
     return (
-        f"flashcode generated {generated} tests for {what}; {kept} passed and "
-        f"{'was' if kept == 1 else 'were'} added to {test_file} ({', '.join(parts)})."
+        f"flashcode {generated}; {kept} passed and {'was' if kept == 1 else 'were'} added to "
+        f"{test_file} ({', '.join(parts)})."
     )

@@ -17,7 +17,14 @@ from pygls import uris
 
 # Imported at run time, not only for type checking: pygls reads handler annotations.
 from lsp_server.server import FlashcodeServer
-from lsp_server.testgen import HolePrompter, Sampling, find_root, position_of, sample_holes
+from lsp_server.testgen import (
+    HolePrompter,
+    Sampling,
+    definition_near,
+    find_root,
+    position_of,
+    sample_holes,
+)
 from prompts.docstrings import (
     clean_description,
     description_holes,
@@ -26,7 +33,7 @@ from prompts.docstrings import (
     render_docstring,
 )
 from prompts.fim import FimTemplate, select_template
-from prompts.syntax import Definition, definition_at, language_of, parses, scope_at
+from prompts.syntax import Definition, language_of, parses, scope_at
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +111,7 @@ def _target(ls: FlashcodeServer, uri: str, position: types.Position) -> Definiti
     offset = ls.offset_of(uri, position)
     if offset is None:
         return None
-    definition = definition_at(document.text, offset, "python")
+    definition = definition_near(document.text, offset)
     if definition is None or definition.docstring is not None:
         return None
     return definition

@@ -23,7 +23,7 @@ from lsp_server import testgen
 # Imported at run time, not only for type checking: pygls reads the handler's annotations with
 # typing.get_type_hints to convert command arguments.
 from lsp_server.server import FlashcodeServer
-from prompts.syntax import definition_at, language_of, scope_at
+from prompts.syntax import language_of, scope_at
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +207,7 @@ async def generate(ls: FlashcodeServer, arguments: tuple[Any, ...]) -> dict[str,
         return _message(
             ls, f"{name} has a syntax error ({problem}); fix it before generating tests.", warning
         )
-    definition = definition_at(text, offset, "python")
+    definition = testgen.definition_near(text, offset)
     if definition is None:
         return _message(
             ls,

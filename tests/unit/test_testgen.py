@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import stat
 from dataclasses import dataclass, field
@@ -218,7 +219,9 @@ class FakeEngine:
         return FakeResult(self.answer)
 
 
-def generate(project_dir: Path, name: str, answer: str, run: bool = True) -> Any:
+def generate(
+    project_dir: Path, name: str, answer: str, run: bool = True, existing: str | None = None
+) -> Any:
     source = project_dir / "textkit" / "numbers.py"
     text = source.read_text()
     definition = definition_at(text, text.index(f"def {name}") + 5, "python")
@@ -226,9 +229,27 @@ def generate(project_dir: Path, name: str, answer: str, run: bool = True) -> Any
     project = testgen.locate_project(source)
     engine = FakeEngine(answer)
     result = asyncio.run(
-        testgen.generate_tests(engine, project, text, definition, None, run_generated=run)
+        testgen.generate_tests(engine, project, text, definition, existing, run_generated=run)
     )
     return result, engine
+
+
+def test_asking_twice_adds_nothing_twice(project_dir: Path) -> None:
+    first, _ = generate(project_dir, "factorial", " 1")
+    assert first.kept and first.edit is not None
+    second, _ = generate(project_dir, "factorial", " 1", existing=first.edit.new_text)
+    assert second.kept == [] and second.edit is None
+    assert second.duplicates == len(first.kept)
+    assert "already has them" in testgen.summary_message(second, "tests/test_numbers.py")
+
+
+@pytest.mark.parametrize("column", [0, 3, 8, 20])
+def test_anywhere_on_a_def_line_means_that_definition(column: int) -> None:
+    text = "class Box:\n    def open(self, force: bool = False) -> None:\n        pass\n"
+    line_start = text.index("    def")
+    found = testgen.definition_near(text, line_start + column)
+    assert found is not None and found.qualified_name == "Box.open"
+    assert testgen.definition_near("x = 1\n\ny = 2\n", 6) is None
 
 
 def test_model_values_are_kept_only_when_they_pass(project_dir: Path) -> None:
@@ -243,7 +264,7 @@ def test_model_values_are_kept_only_when_they_pass(project_dir: Path) -> None:
     message = testgen.summary_message(result, "tests/test_numbers.py")
     assert f"generated {len(result.candidates)} tests" in message
     assert f"{len(result.kept)} passed" in message
-    assert f"{len(model_kept)} written by the model" in message
+    assert re.search(rf"{len(model_kept)} tests? written by the model", message)
 
 
 def test_nothing_passing_says_so(project_dir: Path) -> None:
