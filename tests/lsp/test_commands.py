@@ -20,6 +20,7 @@ import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import LanguageClient, client_capabilities
 
+from benchmarks.commands import apply_text_edits, apply_workspace_edit
 from tests.conftest import ROOT, e2e_model_dir
 from tests.lsp.harness import open_document, server_config
 
@@ -34,36 +35,6 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return target
 
 
-def _offset(text: str, position: types.Position) -> int:
-    lines = text.split("\n")
-    return sum(len(line) + 1 for line in lines[: position.line]) + position.character
-
-
-def _apply_text_edits(text: str, edits: list[types.TextEdit]) -> str:
-    for edit in sorted(edits, key=lambda e: _offset(text, e.range.start), reverse=True):
-        start, end = _offset(text, edit.range.start), _offset(text, edit.range.end)
-        text = text[:start] + edit.new_text + text[end:]
-    return text
-
-
-def apply_to_disk(edit: types.WorkspaceEdit) -> None:
-    """What an editor does with workspace/applyEdit, for file:// URIs."""
-    for change in edit.document_changes or []:
-        if isinstance(change, types.CreateFile):
-            path = Path(change.uri.removeprefix("file://"))
-            if path.exists():
-                raise FileExistsError(path)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text("")
-        elif isinstance(change, types.TextDocumentEdit):
-            path = Path(change.text_document.uri.removeprefix("file://"))
-            edits = [e for e in change.edits if isinstance(e, types.TextEdit)]
-            path.write_text(_apply_text_edits(path.read_text(), edits))
-    for uri, edits in (edit.changes or {}).items():
-        path = Path(uri.removeprefix("file://"))
-        path.write_text(_apply_text_edits(path.read_text(), edits))
-
-
 @pytest_lsp.fixture(config=server_config("--model", str(e2e_model_dir())), scope="module")
 async def client(lsp_client: LanguageClient, project: Path) -> Any:
     lsp_client.applied = []  # type: ignore[attr-defined]
@@ -72,7 +43,7 @@ async def client(lsp_client: LanguageClient, project: Path) -> Any:
     def apply_edit(
         client: LanguageClient, params: types.ApplyWorkspaceEditParams
     ) -> types.ApplyWorkspaceEditResult:
-        apply_to_disk(params.edit)
+        apply_workspace_edit(params.edit)
         client.applied.append(params.edit)  # type: ignore[attr-defined]
         return types.ApplyWorkspaceEditResult(applied=True)
 
@@ -156,7 +127,7 @@ async def test_generated_tests_are_written_and_pytest_runs_them(
     uri = open_file(client, source)
     result, messages = await generate(client, uri, line_of(source, "def factorial"))
     kept = field(result, "kept")
-    assert messages and f"generated {field(result, 'generated')} tests" in messages[-1]
+    assert messages and f"generated {field(result, 'generated')} tests for" in messages[-1]
     # factorial documents an example and raises ValueError: at least those two must pass.
     assert kept >= 2, messages
     assert f"{kept} passed" in messages[-1]
@@ -223,7 +194,7 @@ async def test_docstring_action_lists_every_parameter_in_the_project_style(
     assert resolved.edit is not None and resolved.edit.document_changes
     change = resolved.edit.document_changes[0]
     assert isinstance(change, types.TextDocumentEdit)
-    new_text = _apply_text_edits(text, [e for e in change.edits if isinstance(e, types.TextEdit)])
+    new_text = apply_text_edits(text, [e for e in change.edits if isinstance(e, types.TextEdit)])
     tree = ast.parse(new_text)
     function = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "percent")
     docstring = ast.get_docstring(function, clean=False) or ""
