@@ -18,6 +18,7 @@ from prompts.context import Document
 from prompts.postprocess import PostprocessContext, postprocess
 from prompts.syntax import language_of, scope_at
 
+from lsp_server.completion_cache import CompletionCacheStep
 from lsp_server.models import ModelManager
 from lsp_server.settings import Settings
 from prompts.fim import select_template
@@ -50,9 +51,11 @@ class CompletionService:
         self.models = models
         self.stats = CompletionStats()
         self._shown: dict[str, ShownSuggestion] = {}  # per document URI
+        self.cache = CompletionCacheStep()  # opened from settings.cache at the first use
 
     def forget(self, uri: str) -> None:
         self._shown.pop(uri, None)
+        self.cache.forget(uri)
 
     def accepted(self, suggestion_id: str) -> bool:
         for shown in self._shown.values():
@@ -103,6 +106,20 @@ class CompletionService:
             stop_strings=prompt.stop_strings,
             deadline_s=settings.deadline_ms / 1000,
         )
+        ticket = self.cache.lookup(
+            document,
+            offset,
+            open_documents,
+            prompt,
+            request,
+            engine.model.fingerprint,
+            settings.cache,
+        )
+        if ticket.layer is not None:
+            if not ticket.text:
+                self.stats.empty += 1
+                return None
+            return self._answer(document.uri, prefix, suffix, ticket.text, "cache", started)
         result = await engine.generate(request)
         text = postprocess(
             result.text,
@@ -110,6 +127,7 @@ class CompletionService:
                 prefix=prefix, suffix=suffix, multiline=prompt.multiline, language=language
             ),
         )
+        ticket.store(result.text, text, result.finish_reason)
         log.info(
             "completion %s:%d prompt=%d reused=%d new=%d finish=%s %.0fms",
             document.uri.rsplit("/", 1)[-1],

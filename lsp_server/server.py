@@ -35,6 +35,7 @@ class FlashcodeServer(LanguageServer):
         self.settings, _ = merge(self.base_settings)
         self.models = ModelManager(on_change=self._models_changed)
         self.completions = CompletionService(self.models)
+        self.completions.cache.on_warning = self._cache_warning
         self.background: set[asyncio.Task[Any]] = set()
         self.load_progress_token: str | None = None
 
@@ -44,7 +45,14 @@ class FlashcodeServer(LanguageServer):
             self.base_settings, self.initialization_options, self.workspace_settings
         )
         logging.getLogger().setLevel(self.settings.log_level.upper())
+        self.completions.cache.configure(self.settings.cache)
         return problems
+
+    def _cache_warning(self, message: str) -> None:
+        # A rebuilt cache database: completions go on, the user should know where the old one went.
+        self.window_show_message(
+            types.ShowMessageParams(type=types.MessageType.Warning, message=message)
+        )
 
     def report_problems(self, problems: list[str]) -> None:
         if problems:
