@@ -19,6 +19,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -852,6 +853,7 @@ class GenerationResult:
     edit: TestFileEdit | None
     problem: str = ""  # from the run, when nothing could be judged
     duplicates: int = 0  # passing tests left out because the test file already has them
+    passing: list[Candidate] = field(default_factory=list)  # selected, before leaving those out
     model_ms: float = 0.0
     run_ms: float = 0.0
 
@@ -899,30 +901,38 @@ async def generate_tests(
     candidates = dedupe(candidates)
     model_ms = (time.perf_counter() - started) * 1000
     labels = [s.label for s in subjects]
-    class_name = "Test" + "".join(p[:1].upper() + p[1:] for p in re.split(r"[._]", labels[0]) if p)
     if run_generated:
         progress(f"running {len(candidates)} candidate tests")
         passed, report = await run_candidates(project, candidates, timeout_s)
     else:
         passed, report = [True] * len(candidates), RunReport()
-    kept = select(candidates, passed)
-    fresh = [c for c in kept if not already_there(c, existing_test)]
-    duplicates, kept = len(kept) - len(fresh), fresh
-    edit = None
-    if kept:
-        edit = plan_edit(
-            project.test_path, existing_test, project.module, kept, project.framework, class_name
-        )
-    return GenerationResult(
+    result = GenerationResult(
         labels,
         candidates,
-        kept,
+        select(candidates, passed),
         run_generated,
-        edit,
+        None,
         problem=report.problem,
-        duplicates=duplicates,
         model_ms=model_ms,
         run_ms=report.seconds * 1000,
+    )
+    return plan_for(result, project, existing_test)
+
+
+def plan_for(result: GenerationResult, project: Project, existing: str | None) -> GenerationResult:
+    """The result with its edit planned against `existing` (the test file as it is now),
+    leaving out the tests the file already has."""
+    passing = result.passing or result.kept
+    fresh = [c for c in passing if not already_there(c, existing)]
+    words = re.split(r"[._]", result.subjects[0]) if result.subjects else []
+    class_name = "Test" + "".join(word[:1].upper() + word[1:] for word in words if word)
+    edit = None
+    if fresh:
+        edit = plan_edit(
+            project.test_path, existing, project.module, fresh, project.framework, class_name
+        )
+    return dataclasses.replace(
+        result, kept=fresh, edit=edit, duplicates=len(passing) - len(fresh), passing=passing
     )
 
 

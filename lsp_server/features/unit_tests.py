@@ -9,6 +9,7 @@ exception, and nothing is written unless the whole edit can be.
 from __future__ import annotations
 
 import ast
+import asyncio
 import logging
 import uuid
 from collections.abc import Callable
@@ -169,6 +170,25 @@ async def _write(
     return None
 
 
+_locks: dict[Path, asyncio.Lock] = {}
+
+
+def _lock(path: Path) -> asyncio.Lock:
+    """One writer per test file: two commands must not plan against the same old text."""
+    return _locks.setdefault(path, asyncio.Lock())
+
+
+def _current(ls: FlashcodeServer, path: Path) -> tuple[str | None, int | None]:
+    """(text, version) of the test file: the editor's buffer when open, else the disk."""
+    uri = path.as_uri()
+    document = ls.document(uri)
+    if document is not None:
+        return document.text, ls.workspace.get_text_document(uri).version
+    if path.is_file():
+        return path.read_text(encoding="utf-8"), None
+    return None, None
+
+
 def _source(ls: FlashcodeServer, uri: str) -> tuple[str, str, str] | None:
     """(text, language id, path) of an open document, or of the file on disk."""
     document = ls.document(uri)
@@ -227,15 +247,7 @@ async def generate(ls: FlashcodeServer, arguments: tuple[Any, ...]) -> dict[str,
             ls, f"Cannot write tests to {test_label}: {unwritable}. Nothing was changed.", error
         )
     test_uri = project.test_path.as_uri()
-    open_test = ls.document(test_uri)
-    version: int | None = None
-    if open_test is not None:
-        existing: str | None = open_test.text
-        version = ls.workspace.get_text_document(test_uri).version
-    elif project.test_path.is_file():
-        existing = project.test_path.read_text(encoding="utf-8")
-    else:
-        existing = None
+    existing, version = _current(ls, project.test_path)
     engine = ls.models.pro.pick(
         scope_at(text, offset, "python").complexity, ls.settings.int8_complexity
     )
@@ -266,17 +278,22 @@ async def generate(ls: FlashcodeServer, arguments: tuple[Any, ...]) -> dict[str,
             fim_override=ls.settings.fim_template,
             progress=report,
         )
-        summary = testgen.summary_message(result, test_label)
-        written = False
-        if result.edit is not None:
-            report(f"writing {test_label}")
-            failure = await _write(ls, result.edit, existing, version)
-            if failure:
-                summary = (
-                    f"flashcode generated {len(result.candidates)} tests but could not write "
-                    f"{test_label}: {failure}. Nothing was changed."
-                )
-            written = failure is None
+        async with _lock(project.test_path):
+            # The file may have changed while the tests were made: plan against it as it is.
+            current, version = _current(ls, project.test_path)
+            if current != existing:
+                result = testgen.plan_for(result, project, current)
+            summary = testgen.summary_message(result, test_label)
+            written = False
+            if result.edit is not None:
+                report(f"writing {test_label}")
+                failure = await _write(ls, result.edit, current, version)
+                if failure:
+                    summary = (
+                        f"flashcode generated {len(result.candidates)} tests but could not "
+                        f"write {test_label}: {failure}. Nothing was changed."
+                    )
+                written = failure is None
     except testgen.TestGenError as exc:
         return _message(ls, f"Cannot generate tests: {exc}.", warning)
     finally:

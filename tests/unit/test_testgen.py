@@ -280,3 +280,59 @@ def test_switched_off_running_inserts_unverified(project_dir: Path) -> None:
     message = testgen.summary_message(result, "tests/test_numbers.py")
     assert "UNVERIFIED" in message and "switched off" in message
     assert os.path.basename(str(result.edit.path)) == "test_numbers.py"
+
+
+def test_a_chat_model_gets_messages_and_its_tests_are_run(project_dir: Path) -> None:
+    source = project_dir / "textkit" / "numbers.py"
+    text = source.read_text()
+    definition = definition_at(text, text.index("def is_even") + 5, "python")
+    assert definition is not None
+    reply = (
+        "```python\nfrom textkit.numbers import is_even\n\n"
+        "def test_even():\n    assert is_even(4) is True\n\n"
+        "def test_odd():\n    assert is_even(3) is True\n```"
+    )
+    engine = FakeEngine(reply)
+    engine.tokenizer.chat_template = (
+        "{% for m in messages %}<|im_start|>{{ m.content }}<|im_end|>{% endfor %}"
+    )
+    engine.tokenizer.special_tokens.update({"<|im_start|>": 4, "<|im_end|>": 5})
+    project = testgen.locate_project(source)
+    result = asyncio.run(testgen.generate_tests(engine, project, text, definition, None))
+    (request,) = engine.requests
+    assert request.prompt_ids[0] == 4 and 5 in request.prompt_ids  # special tokens, not text
+    assert [c.body for c in result.kept] == ["assert is_even(4) is True"]
+    assert len(result.candidates) == 2
+
+
+def test_unittest_projects_get_test_cases_run_by_unittest(tmp_path: Path) -> None:
+    (tmp_path / "setup.cfg").write_text("[metadata]\nname = calc\n")
+    (tmp_path / "calc.py").write_text(
+        "def double(x: int) -> int:\n    if x < 0:\n        raise ValueError(x)\n    return 2 * x\n"
+    )
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_other.py").write_text(
+        "import unittest\n\n\nclass T(unittest.TestCase):\n    def test_x(self):\n        pass\n"
+    )
+    text = (tmp_path / "calc.py").read_text()
+    definition = definition_at(text, 5, "python")
+    assert definition is not None
+    project = testgen.locate_project(tmp_path / "calc.py")
+    assert project.framework == "unittest"
+    result = asyncio.run(testgen.generate_tests(FakeEngine(" 10"), project, text, definition, None))
+    assert result.edit is not None
+    written = result.edit.new_text
+    assert written.startswith("import unittest\nfrom calc import double\n")
+    assert "class TestDouble(unittest.TestCase):" in written
+    assert "self.assertRaises(ValueError)" in written
+    assert "assert double(5) == 10" in written
+
+
+def test_replanning_against_a_changed_file_keeps_the_new_text(project_dir: Path) -> None:
+    first, _ = generate(project_dir, "factorial", " 1")
+    project = testgen.locate_project(project_dir / "textkit" / "numbers.py")
+    changed = "import pytest\n\n\ndef test_mine():\n    assert True\n"
+    again = testgen.plan_for(first, project, changed)
+    assert again.edit is not None and again.edit.new_text.startswith(changed.split("\n\n\n")[0])
+    assert "def test_mine():\n    assert True\n" in again.edit.new_text
+    assert len(again.kept) == len(first.kept)
