@@ -47,6 +47,9 @@ DECODE_TOKENS = 128
 CONCURRENT = 8
 THROUGHPUT_PROMPT_TOKENS = 128
 CANCEL_TRIALS = 30
+# Idle time between measurements: onnxruntime's pool threads spin for a while after a run, and
+# would otherwise take cores from whichever engine runs next.
+SETTLE_S = 0.05
 # Standard-library sources (PSF) tokenized as prompts: real code for a trained model.
 PROMPT_SOURCES = ("textwrap.py", "string.py", "bisect.py", "heapq.py", "functools.py", "enum.py")
 
@@ -77,7 +80,7 @@ def median(values: list[float]) -> float:
 async def engine_b1(engine: Engine, prompt: list[int]) -> tuple[float, float, list[int]]:
     """(prefill ms, decode tokens/s, tokens) of one greedy request alone."""
     result = await engine.generate(GenerationRequest(tuple(prompt), max_new_tokens=DECODE_TOKENS))
-    decode_s = (result.total_ms - result.prefill_ms) / 1000
+    decode_s = (result.total_ms - result.queue_ms - result.prefill_ms) / 1000
     return result.prefill_ms, len(result.token_ids) / decode_s, result.token_ids
 
 
@@ -178,8 +181,10 @@ async def run(model_dir: Path, threads: int, repeats: int) -> dict[str, object]:
         ours: list[tuple[float, float, list[int]]] = []
         peer: list[tuple[float, float, list[int]]] = []
         for _ in range(repeats):
+            await asyncio.sleep(SETTLE_S)
             ours.append(await engine_b1(cold_engine, prompt))
             if peer_model is not None:
+                await asyncio.sleep(SETTLE_S)
                 peer.append(peer_b1(peer_model, og, prompt))
         results["prefill_ms_512"] = median([p for p, _, _ in ours])
         results["decode_tps_b1"] = median([d for _, d, _ in ours])
@@ -195,7 +200,9 @@ async def run(model_dir: Path, threads: int, repeats: int) -> dict[str, object]:
         ]
         together, alone = [], []
         for _ in range(repeats):
+            await asyncio.sleep(SETTLE_S)
             together.append(await throughput(cold_engine, prompts, concurrent=True))
+            await asyncio.sleep(SETTLE_S)
             alone.append(await throughput(cold_engine, prompts, concurrent=False))
         results["throughput_tps_c8"] = median(together)
         results["throughput_tps_sequential"] = median(alone)
@@ -254,6 +261,8 @@ async def run(model_dir: Path, threads: int, repeats: int) -> dict[str, object]:
             "throughput_prompt_tokens": THROUGHPUT_PROMPT_TOKENS,
             "repeats": repeats,
             "peer": "onnxruntime-genai " + og.__version__ if og is not None else None,
+            # set to ours; genai's own default is half the logical CPUs (1 on a 2-vCPU machine)
+            "peer_threads": engine_info["threads"],
         },
         "machine": machine(),
     }

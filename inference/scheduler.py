@@ -53,6 +53,7 @@ class GenerationResult:
     prefill_ms: float
     total_ms: float  # submission to finish, queueing included
     steps: int  # model runs this request took part in (prefill included)
+    queue_ms: float = 0.0  # submission to the start of its prefill (waiting for a slot or a step)
 
 
 @dataclass(eq=False)
@@ -88,6 +89,7 @@ class _Sequence:
     limit: int  # new tokens allowed (request and slot capacity)
     reused: int
     prefill_ms: float
+    queue_ms: float
     generated: list[int] = field(default_factory=list)
     next_token: int = -1  # sampled, not yet run through the model
 
@@ -331,6 +333,7 @@ class Scheduler:
             limit=min(request.max_new_tokens, self.runner.max_length - len(prompt)),
             reused=reused,
             prefill_ms=(time.perf_counter() - started) * 1000,
+            queue_ms=(started - submission.submitted) * 1000,
         )
         self._active.append(sequence)
         self._accept(sequence, sequence.sampler(logits))
@@ -417,6 +420,7 @@ class Scheduler:
             prompt_tokens=len(submission.request.prompt_ids),
             reused_prompt_tokens=sequence.reused,
             prefill_ms=sequence.prefill_ms,
+            queue_ms=sequence.queue_ms,
             total_ms=(time.perf_counter() - submission.submitted) * 1000,
             steps=submission.runs,
         )
