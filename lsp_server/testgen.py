@@ -611,7 +611,7 @@ async def run_tests(
             stdout, _ = await asyncio.wait_for(process.communicate(), timeout_s)
             report.output = stdout.decode("utf-8", errors="replace")[-4000:]
         except (asyncio.TimeoutError, asyncio.CancelledError) as exc:
-            _kill_group(process.pid)
+            _kill_group(process)
             await process.wait()
             if isinstance(exc, asyncio.CancelledError):
                 raise
@@ -642,9 +642,14 @@ async def run_tests(
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _kill_group(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError, AttributeError):
-        os.killpg(pid, signal.SIGKILL)
+def _kill_group(process: asyncio.subprocess.Process) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)  # the run and anything it started
+    except AttributeError:  # no process groups (Windows): the run itself
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 async def run_candidates(

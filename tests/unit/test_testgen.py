@@ -336,3 +336,16 @@ def test_replanning_against_a_changed_file_keeps_the_new_text(project_dir: Path)
     assert again.edit is not None and again.edit.new_text.startswith(changed.split("\n\n\n")[0])
     assert "def test_mine():\n    assert True\n" in again.edit.new_text
     assert len(again.kept) == len(first.kept)
+
+
+def test_a_run_past_its_time_limit_is_stopped(project_dir: Path) -> None:
+    project = testgen.locate_project(project_dir / "textkit" / "numbers.py")
+    stubborn = Candidate(
+        "clamp",
+        "hangs",
+        "import signal, time\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\ntime.sleep(60)",
+        "model",
+    )
+    passed, report = asyncio.run(testgen.run_candidates(project, [stubborn], timeout_s=3))
+    assert passed == [False]
+    assert report.problem == "the test run took longer than 3s and was stopped"
