@@ -94,6 +94,10 @@ class _Sequence:
     next_token: int = -1  # sampled, not yet run through the model
 
 
+def _slot_of(sequence: _Sequence) -> int:
+    return sequence.slot
+
+
 class PrefixCache:
     """LRU of prompt KV snapshots, bounded in bytes; finds the longest common token prefix."""
 
@@ -232,14 +236,17 @@ class Scheduler:
     # -- the model thread ---------------------------------------------------------------------
 
     def _loop(self) -> None:
-        while True:
-            with self._cond:
-                while not (self._incoming or self._waiting or self._active or self._closed):
-                    self._cond.wait()
-                if self._closed:
-                    break
-                self._waiting.extend(self._incoming)
-                self._incoming.clear()
+        # Every microsecond of Python here is paid on each token, so the lock is only taken
+        # when there is something to hand over or nothing to do (reading the lists is safe).
+        while not self._closed:
+            if self._incoming or not (self._waiting or self._active):
+                with self._cond:
+                    while not (self._incoming or self._waiting or self._active or self._closed):
+                        self._cond.wait()
+                    if self._closed:
+                        break
+                    self._waiting.extend(self._incoming)
+                    self._incoming.clear()
             try:
                 self._step()
             except Exception as error:  # a bug in one step must not leave callers waiting forever
@@ -277,7 +284,10 @@ class Scheduler:
     def _retire(self) -> None:
         """Step boundary: cancelled and timed-out requests leave before the next run."""
         now = time.perf_counter()
-        for sequence in list(self._active):
+        leaving = [
+            s for s in self._active if s.sub.cancelled or s.sub.request.deadline_s is not None
+        ]
+        for sequence in leaving:
             if sequence.sub.cancelled:
                 self._finish(sequence, "cancelled")
             elif self._expired(sequence.sub, now):
@@ -339,7 +349,10 @@ class Scheduler:
         self._accept(sequence, sequence.sampler(logits))
 
     def _decode_step(self) -> None:
-        sequences = sorted(self._active, key=lambda s: s.slot)
+        sequences = self._active
+        if len(sequences) > 1:
+            sequences.sort(key=_slot_of)  # in place: usually already in order
+        sequences = list(sequences)  # _accept may remove finished ones from self._active
         slots = [s.slot for s in sequences]
         started = time.perf_counter()
         try:
@@ -356,12 +369,11 @@ class Scheduler:
         timing = self._step_seconds.setdefault(len(sequences), [0.0, 0])
         timing[0] += time.perf_counter() - started
         timing[1] += 1
-        greedy = np.argmax(logits, axis=1)
+        greedy = logits.argmax(axis=1).tolist()
         for row, sequence in enumerate(sequences):
             sequence.sub.runs += 1
             sampler = sequence.sampler
-            token = int(greedy[row]) if sampler.greedy else sampler(logits[row])
-            self._accept(sequence, token)
+            self._accept(sequence, greedy[row] if sampler.greedy else sampler(logits[row]))
 
     def _accept(self, sequence: _Sequence, token: int) -> None:
         request = sequence.sub.request
