@@ -320,13 +320,29 @@ async def sample_holes(
     return list(dict.fromkeys(result.text for result in results))
 
 
-def _test_file_prefix(
-    prompt: StructuredPrompt, project_test: str, imports: Sequence[str], known: str
+def _hole_file_prefix(
+    prompt: StructuredPrompt, test_file: str, subjects: Sequence[TestSubject]
 ) -> str:
-    parts = [prompt.as_code(), f"\n# {project_test}", *imports, "\n"]
-    if known:
-        parts.append(known)
-    return "\n".join(parts) + "\n\n"
+    """The prompt, then a unittest module for the subjects whose docstring examples are already
+    written as tests: the model continues it with one more test method."""
+    names = sorted({s.import_name for s in subjects})
+    words = re.split(r"[._]", subjects[0].label)
+    class_name = "Test" + "".join(word[:1].upper() + word[1:] for word in words if word)
+    lines = [
+        prompt.as_code(),
+        f"# {test_file}",
+        "import unittest",
+        f"from {subjects[0].module} import {', '.join(names)}",
+        "",
+        "",
+        f"class {class_name}(unittest.TestCase):",
+    ]
+    examples = [(s, c) for s in subjects for c in calls_for(s) if c.expected is not None]
+    for number, (_, call) in enumerate(examples, 1):
+        lines.append(f"    def test_example_{number}(self):")
+        lines += [f"        {statement}" for statement in call.setup]
+        lines += [f"        self.assertEqual({call.expression}, {call.expected})", ""]
+    return "\n".join(lines) + "\n"
 
 
 async def propose(
@@ -368,25 +384,20 @@ async def propose(
     except ValueError:
         template = None  # a plain completion model: the prompt ends at the hole
     prompter = HolePrompter(engine, template, context - sampling.assertion_tokens - 1)
-    known_code, _ = render_tests(
-        [c for c in candidates if c.origin == "docstring"], "pytest", set()
-    )
-    imports = import_lines(subjects[0].module, [*candidates, *_name_only(subjects)], "pytest")
-    prefix = _test_file_prefix(prompt, test_file_label, imports, known_code)
+    prefix = _hole_file_prefix(prompt, test_file_label, subjects)
     jobs: list[Any] = []
     labels: list[tuple[str, TestSubject, Any]] = []
     taken: set[str] = set()
     for subject, call in holes:
-        stub = value_stub(call)
-        name = f"test_{subject.label.replace('.', '_').lower()}_{call.case}"
-        name = unique_name(name, taken)
-        hole_prefix = prefix + f"def {name}():\n" + _indented(stub)
-        jobs.append(sample_holes(prompter, hole_prefix, "\n", sampling.value_tokens, sampling))
+        stub = value_stub(call, "assertEqual")
+        name = unique_name(f"test_{subject.definition.name.lower()}_{call.case}", taken)
+        hole_prefix = prefix + f"    def {name}(self):\n" + _indented(stub, "        ")
+        jobs.append(sample_holes(prompter, hole_prefix, ")\n", sampling.value_tokens, sampling))
         labels.append(("value", subject, call))
     for subject in subjects:
-        stub = assertion_stub(subject)
-        name = unique_name(f"test_{subject.label.replace('.', '_').lower()}", taken)
-        hole_prefix = prefix + f"def {name}():\n" + _indented(stub)
+        stub = assertion_stub(subject, "assertEqual")
+        name = unique_name(f"test_{subject.definition.name.lower()}", taken)
+        hole_prefix = prefix + f"    def {name}(self):\n" + _indented(stub, "        ")
         jobs.append(sample_holes(prompter, hole_prefix, "\n", sampling.assertion_tokens, sampling))
         labels.append(("assertion", subject, stub))
     progress(f"asking the model for {len(jobs)} expected values")
@@ -404,12 +415,8 @@ async def propose(
     return candidates
 
 
-def _name_only(subjects: Iterable[TestSubject]) -> list[Candidate]:
-    return [Candidate(s.label, "", "", "structure", names=(s.import_name,)) for s in subjects]
-
-
-def _indented(stub: str) -> str:
-    return "\n".join("    " + line for line in stub.split("\n"))
+def _indented(stub: str, prefix: str) -> str:
+    return "\n".join(prefix + line for line in stub.split("\n"))
 
 
 def structural_candidates(subjects: Sequence[TestSubject], framework: str) -> list[Candidate]:

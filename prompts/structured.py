@@ -409,50 +409,83 @@ def raises_candidates(
     return result
 
 
-def value_stub(call: Call) -> str:
+# Holes are written the way the model has seen tests most: a model trained on the standard
+# library knows `self.assertEqual(value, expected)` far better than pytest's `assert`. The kept
+# test is written in the project's framework whatever the hole looked like.
+HOLE_STYLES = ("assert", "assertEqual")
+
+
+def value_stub(call: Call, style: str = "assert") -> str:
     """The start of a test line whose expected value the model writes."""
-    return "\n".join([*call.setup, f"assert {call.expression} == "])
+    line = f"assert {call.expression} == "
+    if style == "assertEqual":
+        line = f"self.assertEqual({call.expression}, "
+    return "\n".join([*call.setup, line])
 
 
-def assertion_stub(subject: TestSubject) -> str:
+def assertion_stub(subject: TestSubject, style: str = "assert") -> str:
     """The start of an assertion the model completes with arguments and expected value."""
     setup, callee = _callable(subject)
-    return "\n".join([*setup, f"assert {callee}("])
+    line = f"self.assertEqual({callee}(" if style == "assertEqual" else f"assert {callee}("
+    return "\n".join([*setup, line])
+
+
+def _first_line(raw: str) -> str:
+    text = raw.split("\n", 1)[0].strip().rstrip(";").strip()
+    return re.sub(r"\s+#.*$", "", text)
 
 
 def clean_expected(raw: str, call: Call, subject: TestSubject) -> str | None:
     """The model's expected value as an expression, or None when it is not one we can use.
 
-    Rejected: anything that is not a single expression, and anything that calls the subject
-    again (`f(x) == f(x)` cannot fail).
+    The value may run on into the `)` that closes an assertEqual call: it ends at the first
+    closing parenthesis after which the text still parses. Rejected: anything that is not an
+    expression, and anything that calls the subject again (`f(x) == f(x)` cannot fail).
     """
-    text = raw.split("\n", 1)[0].strip().rstrip(";").strip()
-    text = re.sub(r"\s+#.*$", "", text)
-    if not text:
-        return None
-    try:
-        tree = ast.parse(text, mode="eval")
-    except SyntaxError:
-        return None
-    if _mentions(tree, subject) or isinstance(tree.body, ast.Compare | ast.BoolOp):
-        return None
-    return text
+    text = _first_line(raw)
+    cuts = [len(text)] + [i for i, char in enumerate(text) if char == ")"]
+    for cut in cuts:
+        value = text[:cut].strip()
+        if not value:
+            continue
+        try:
+            tree = ast.parse(value, mode="eval")
+        except SyntaxError:
+            continue
+        if _mentions(tree, subject) or isinstance(tree.body, ast.Compare | ast.BoolOp):
+            return None
+        return value
+    return None
 
 
 def clean_assertion(raw: str, stub: str, subject: TestSubject) -> str | None:
-    """The completed assertion line (stub's last line + the model's text), when usable.
+    """The completed assertion (stub's last line + the model's text) as an `assert` line.
 
-    It must compare one call of the subject with a value that does not call it again.
+    It must compare one call of the subject with a value that does not call it again, as
+    `assert call == value` or `self.assertEqual(call, value)`.
     """
-    line = stub.split("\n")[-1] + raw.split("\n", 1)[0]
-    line = re.sub(r"\s+#.*$", "", line).rstrip()
+    line = re.sub(r"\s+#.*$", "", stub.split("\n")[-1] + raw.split("\n", 1)[0]).rstrip()
     try:
         tree = ast.parse(line)
     except SyntaxError:
         return None
-    if len(tree.body) != 1 or not isinstance(tree.body[0], ast.Assert):
+    if len(tree.body) != 1:
         return None
-    test = tree.body[0].test
+    statement = tree.body[0]
+    if isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call):
+        function = statement.value.func
+        arguments = statement.value.args
+        if not (isinstance(function, ast.Attribute) and function.attr == "assertEqual"):
+            return None
+        if len(arguments) != 2 or statement.value.keywords:
+            return None
+        left, right = arguments
+        if not _mentions(left, subject) or _mentions(right, subject):
+            return None
+        return f"assert {ast.unparse(left)} == {ast.unparse(right)}"
+    if not isinstance(statement, ast.Assert):
+        return None
+    test = statement.test
     if not isinstance(test, ast.Compare) or len(test.comparators) != 1:
         return None
     if not isinstance(test.ops[0], ast.Eq | ast.NotEq | ast.Is | ast.IsNot | ast.In | ast.NotIn):
@@ -484,6 +517,7 @@ def model_candidate(subject: TestSubject, call: Call, expected: str, case: str) 
 
 
 def assertion_candidate(subject: TestSubject, stub: str, line: str) -> Candidate:
+    """A test from an assertion line that clean_assertion accepted."""
     setup = stub.split("\n")[:-1]
     left = line.split("==", 1)[0].removeprefix("assert").strip()
     return Candidate(

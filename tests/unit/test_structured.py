@@ -20,6 +20,7 @@ from prompts.structured import (
     raises_candidates,
     render_chat,
     render_tests,
+    value_stub,
 )
 from prompts.structured import (
     TestSubject as Subject,
@@ -209,3 +210,18 @@ def test_rendered_tests_never_reuse_a_taken_name() -> None:
     assert code.startswith("class TestScale_2(unittest.TestCase):\n    def test_scale_raises")
     assert names[0].startswith("TestScale_2.")
     ast.parse(code)
+
+
+def test_assert_equal_holes_read_back_as_plain_asserts() -> None:
+    target = subject("scale")
+    call = Call("normal", (), "scale([1.0])")
+    assert value_stub(call, "assertEqual") == "self.assertEqual(scale([1.0]), "
+    assert clean_expected("[2.0])", call, target) == "[2.0]"
+    assert clean_expected("(1, 2))  # pair", call, target) == "(1, 2)"
+    assert clean_expected("scale([1.0]))", call, target) is None
+    stub = assertion_stub(target, "assertEqual")
+    assert stub == "self.assertEqual(scale("
+    assert clean_assertion("[1.0]), [2.0])", stub, target) == "assert scale([1.0]) == [2.0]"
+    assert clean_assertion("[1.0]), scale([1.0]))", stub, target) is None
+    assert clean_assertion("[1.0]), [2.0], 'why')", stub, target) is None
+    assert clean_assertion("[1.0])", stub, target) is None
