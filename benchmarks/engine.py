@@ -180,10 +180,16 @@ async def run(model_dir: Path, threads: int, repeats: int) -> dict[str, object]:
             peer_b1(peer_model, og, prompt)
         ours: list[tuple[float, float, list[int]]] = []
         peer: list[tuple[float, float, list[int]]] = []
+        # a random order per repeat: on a shared machine whoever runs second fares differently
+        order = random.Random(1)
         for _ in range(repeats):
+            peer_first = order.random() < 0.5
+            if peer_first and peer_model is not None:
+                await asyncio.sleep(SETTLE_S)
+                peer.append(peer_b1(peer_model, og, prompt))
             await asyncio.sleep(SETTLE_S)
             ours.append(await engine_b1(cold_engine, prompt))
-            if peer_model is not None:
+            if not peer_first and peer_model is not None:
                 await asyncio.sleep(SETTLE_S)
                 peer.append(peer_b1(peer_model, og, prompt))
         results["prefill_ms_512"] = median([p for p, _, _ in ours])
@@ -200,10 +206,10 @@ async def run(model_dir: Path, threads: int, repeats: int) -> dict[str, object]:
         ]
         together, alone = [], []
         for _ in range(repeats):
-            await asyncio.sleep(SETTLE_S)
-            together.append(await throughput(cold_engine, prompts, concurrent=True))
-            await asyncio.sleep(SETTLE_S)
-            alone.append(await throughput(cold_engine, prompts, concurrent=False))
+            for concurrent in sorted((True, False), key=lambda _: order.random()):
+                await asyncio.sleep(SETTLE_S)
+                rate = await throughput(cold_engine, prompts, concurrent=concurrent)
+                (together if concurrent else alone).append(rate)
         results["throughput_tps_c8"] = median(together)
         results["throughput_tps_sequential"] = median(alone)
         step_ms = cold_engine.stats()["step_ms_by_batch"]
