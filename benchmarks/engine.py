@@ -204,7 +204,8 @@ async def run(model_dir: Path, threads: int, repeats: int) -> dict[str, object]:
             code_tokens(cold_engine, THROUGHPUT_PROMPT_TOKENS, offset=i * THROUGHPUT_PROMPT_TOKENS)
             for i in range(CONCURRENT)
         ]
-        together, alone = [], []
+        together: list[float] = []
+        alone: list[float] = []
         for _ in range(repeats):
             for concurrent in sorted((True, False), key=lambda _: order.random()):
                 await asyncio.sleep(SETTLE_S)
