@@ -12,6 +12,10 @@ A runner owns the KV cache of `max_batch` sequence slots and runs the decoder on
 
 Buffers live on the session's device and are bound by pointer, so on CUDA the cache never leaves
 the GPU; the same code runs on the CPU, which is how the tests cover it.
+
+CUDA needs the `onnxruntime-gpu` package (`pip install 'flashcode[gpu]'`) *instead of*
+`onnxruntime`: both install the same `onnxruntime` module, so with the two installed one silently
+hides the other. Uninstall `onnxruntime` first.
 """
 
 from __future__ import annotations
@@ -39,6 +43,9 @@ DEVICE_TYPES = {CUDA: "cuda", CPU: "cpu"}
 # Bounds on the per-run buffers of a prompt chunk: attention scores and logits.
 PREFILL_SCORE_BYTES = 64 * 2**20
 PREFILL_LOGITS_BYTES = 64 * 2**20
+# Graphs whose weights exceed this are loaded from disk as they are (no last-position rewrite):
+# the rewrite serializes graph and weights into one protobuf, which is limited to 2 GB.
+REWRITE_MAX_BYTES = 2**30
 
 
 def physical_cores() -> int:
@@ -73,14 +80,15 @@ def choose_provider(device: str) -> str:
     if device == "cuda":
         raise ModelError(
             "device 'cuda' requested but this onnxruntime has no CUDAExecutionProvider: "
-            "install flashcode[gpu] (onnxruntime-gpu) instead of onnxruntime"
+            "uninstall onnxruntime, then install flashcode[gpu] (onnxruntime-gpu)"
         )
     if device == "auto":
         return CPU
     raise ModelError(f"unknown device {device!r}: choose one of auto, cpu, cuda")
 
 
-def create_session(onnx_path: Path, provider: str, threads: int = 0) -> ort.InferenceSession:
+def create_session(model: Path | bytes, provider: str, threads: int = 0) -> ort.InferenceSession:
+    """A session on `model` (a file, or a serialized graph with its weights inside)."""
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
@@ -90,14 +98,51 @@ def create_session(onnx_path: Path, provider: str, threads: int = 0) -> ort.Infe
     providers: list[str | tuple[str, dict[str, str]]] = [CPU]
     if provider == CUDA:
         providers = [(CUDA, {"device_id": "0"}), CPU]
-    session = ort.InferenceSession(str(onnx_path), options, providers=providers)
+    source = model if isinstance(model, bytes) else str(model)
+    session = ort.InferenceSession(source, options, providers=providers)
     log.info(
         "model session: %s, providers %s, %d intra-op threads",
-        onnx_path,
+        "rewritten graph" if isinstance(model, bytes) else model,
         session.get_providers(),
         options.intra_op_num_threads,
     )
     return session
+
+
+def last_position_graph(info: ModelInfo) -> bytes | None:
+    """The decoder with its LM head fed only the last position, or None when that does not apply.
+
+    A prompt chunk then yields one row of logits instead of one per token: the head (hidden x
+    vocab) is about a third of a small model's prefill, and only the last row is ever sampled.
+    """
+    if info.size_bytes > REWRITE_MAX_BYTES:
+        return None
+    model = onnx.load(str(info.onnx_path))  # weights included
+    graph = model.graph
+    index, head = next(
+        ((i, n) for i, n in enumerate(graph.node) if "logits" in n.output), (0, None)
+    )
+    logits = next((o for o in graph.output if o.name == "logits"), None)
+    if head is None or logits is None or head.op_type not in ("MatMul", "MatMulNBits"):
+        return None
+    dims = logits.type.tensor_type.shape.dim
+    if len(dims) != 3:
+        return None
+    prefix = "flashcode_last_position"
+    graph.initializer.extend(
+        [
+            helper.make_tensor(f"{prefix}_starts", TensorProto.INT64, [1], [-1]),
+            helper.make_tensor(f"{prefix}_ends", TensorProto.INT64, [1], [2**63 - 1]),
+            helper.make_tensor(f"{prefix}_axes", TensorProto.INT64, [1], [1]),
+        ]
+    )
+    hidden = head.input[0]
+    inputs = [hidden, f"{prefix}_starts", f"{prefix}_ends", f"{prefix}_axes"]
+    graph.node.insert(index, helper.make_node("Slice", inputs, [prefix], name=prefix))
+    head.input[0] = prefix
+    dims[1].Clear()
+    dims[1].dim_value = 1
+    return bytes(model.SerializeToString())
 
 
 @dataclass
@@ -112,6 +157,7 @@ class KVSnapshot:
 class Runner(Protocol):
     max_batch: int
     max_length: int  # positions per slot, prompt and generated tokens together
+    logits_per_token: bool  # False when the graph's head only sees the last position
 
     def prefill(
         self, slot: int, tokens: Sequence[int], reuse: KVSnapshot | None, reused: int
@@ -267,6 +313,9 @@ class _RunnerBase:
         self.max_length = max_length
         self.device = _Device(info, provider)
         self.lengths = np.zeros(max_batch, np.int64)  # valid KV positions per slot
+        # False once last_position_graph has rewritten the head: one logits row per run
+        logits_shape = next(o.shape for o in session.get_outputs() if o.name == "logits")
+        self.logits_per_token = logits_shape[1] != 1
 
 
 class SharedKVRunner(_RunnerBase):
@@ -311,7 +360,9 @@ class SharedKVRunner(_RunnerBase):
             min(
                 1024,
                 PREFILL_SCORE_BYTES // (info.num_heads * max_length * 4),
-                PREFILL_LOGITS_BYTES // (info.vocab_size * self._logits.itemsize),
+                PREFILL_LOGITS_BYTES // (info.vocab_size * self._logits.itemsize)
+                if self.logits_per_token
+                else 1024,
             ),
         )
         # reused across prompts: a fresh multi-megabyte output per prompt costs page faults
@@ -361,10 +412,11 @@ class SharedKVRunner(_RunnerBase):
                     name, self.device.type, 0, self.device.kv_dtype, list(self._row_shape), pointer
                 )
         vocab = self.info.vocab_size
-        if self._prompt_logits.size < count * vocab:
+        rows = count if self.logits_per_token else 1
+        if self._prompt_logits.size < rows * vocab:
             self._prompt_logits = np.empty(self.prefill_chunk * vocab, self._logits.dtype)
-        logits = self._prompt_logits[: count * vocab].reshape(1, count, vocab)
-        binding.bind_output("logits", "cpu", 0, logits.dtype, [1, count, vocab], logits.ctypes.data)
+        logits = self._prompt_logits[: rows * vocab].reshape(1, rows, vocab)
+        binding.bind_output("logits", "cpu", 0, logits.dtype, [1, rows, vocab], logits.ctypes.data)
         self.session.run_with_iobinding(binding)
         return np.array(logits[0, -1], np.float32)
 
@@ -510,9 +562,15 @@ def _kv_bytes(info: ModelInfo, length: int) -> int:
 
 
 def make_runner(
-    info: ModelInfo, provider: str, threads: int, max_batch: int, max_length: int
+    info: ModelInfo,
+    provider: str,
+    threads: int,
+    max_batch: int,
+    max_length: int,
+    last_position_logits: bool = True,
 ) -> Runner:
-    session = create_session(info.onnx_path, provider, threads)
+    graph = last_position_graph(info) if last_position_logits else None
+    session = create_session(graph or info.onnx_path, provider, threads)
     runner_class = SharedKVRunner if info.shared_kv_buffer else ConcatKVRunner
     runner: Runner = runner_class(session, info, provider, max_batch, max_length)
     return runner

@@ -89,3 +89,17 @@ def test_chunked_prefill_matches_one_run() -> None:
     np.testing.assert_allclose(
         chunked.decode([0], [3]), whole.decode([0], [3]), rtol=1e-4, atol=1e-4
     )
+
+
+@pytest.mark.parametrize("name", ["qwen2-int4", "qwen2-optimum"])
+def test_last_position_head_gives_the_last_row_of_the_full_head(name: str) -> None:
+    info = load_model_info(MODELS / name)
+    rewritten = make_runner(info, CPU, threads=1, max_batch=1, max_length=64)
+    original = make_runner(info, CPU, 1, 1, 64, last_position_logits=False)
+    assert not rewritten.logits_per_token and original.logits_per_token
+    np.testing.assert_allclose(
+        rewritten.prefill(0, PROMPT, None, 0),
+        original.prefill(0, PROMPT, None, 0),
+        rtol=1e-4,
+        atol=1e-4,
+    )
