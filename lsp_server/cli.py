@@ -17,13 +17,13 @@ EVALS = ("humaneval-infilling", "nextline", "agreement")
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from lsp_server.server import build_server
+    from lsp_server.server import apply_log_level, build_server
 
     logging.basicConfig(
-        level=args.log_level.upper(),
         stream=sys.stderr,  # stdout carries the protocol
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    apply_log_level(args.log_level)
     overrides: dict[str, Any] = {}
     if args.model:
         overrides["modelPath"] = str(args.model)
@@ -39,11 +39,10 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _complete(args: argparse.Namespace) -> int:
-    from prompts.context import Document
-
     from lsp_server.completion_service import CompletionService
     from lsp_server.models import ModelManager
     from lsp_server.settings import merge
+    from prompts.context import Document
 
     overrides: dict[str, Any] = {"modelPath": str(args.model)} if args.model else {}
     settings, problems = merge(overrides)

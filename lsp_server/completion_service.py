@@ -13,15 +13,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from inference.engine import GenerationRequest
-from prompts.budget import build_completion_prompt
-from prompts.context import Document
-from prompts.postprocess import PostprocessContext, postprocess
-from prompts.syntax import language_of, scope_at
-
 from lsp_server.completion_cache import CompletionCacheStep
 from lsp_server.models import ModelManager
 from lsp_server.settings import Settings
+from prompts.budget import build_completion_prompt
+from prompts.context import Document
 from prompts.fim import select_template
+from prompts.postprocess import PostprocessContext, postprocess
+from prompts.syntax import SUPPORTED_LANGUAGES, language_of, scope_at
 from prompts.typeahead import ShownSuggestion, remaining_suggestion
 
 log = logging.getLogger(__name__)
@@ -94,7 +93,7 @@ class CompletionService:
         prompt = build_completion_prompt(
             document, offset, open_documents, engine.tokenizer, template, settings.context_budget
         )
-        if language in ("python", "javascript", "typescript", "java", "cpp", "go", "rust"):
+        if language in SUPPORTED_LANGUAGES:
             complexity = scope_at(document.text, offset, language).complexity
             engine = router.pick(complexity, settings.int8_complexity)
         request = GenerationRequest(

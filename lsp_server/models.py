@@ -13,19 +13,18 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 from inference.engine import Engine, EngineOptions
 from inference.model import ModelError
-
 from inference.router import ModelRouter, default_model_dir, find_variants
 from lsp_server.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-class ModelState(str, Enum):
+class ModelState(StrEnum):
     LOADING = "loading"
     READY = "ready"
     ERROR = "error"

@@ -7,12 +7,14 @@ import logging
 from typing import Any
 
 from lsprotocol import types
-from prompts.context import Document
+from pygls.exceptions import JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol
 
 from lsp_server.completion_service import CompletionService
 from lsp_server.models import ModelManager
 from lsp_server.settings import merge
+from prompts.context import Document
 
 log = logging.getLogger(__name__)
 
@@ -20,16 +22,52 @@ NAME = "flashcode"
 VERSION = "0.1.0"
 
 
+def _innermost_message(error: BaseException | None) -> str:
+    """cattrs nests validation errors in exception groups; the innermost one names the field."""
+    while isinstance(error, BaseExceptionGroup) and error.exceptions:
+        error = error.exceptions[0]
+    return str(error) if error is not None else ""
+
+
+class FlashcodeProtocol(LanguageServerProtocol):
+    """pygls drops a request whose params do not validate (a negative line, say) without answering,
+    and the client waits forever. Answer it with InvalidParams naming the method instead."""
+
+    def structure_message(self, data: dict[str, Any]) -> Any:
+        try:
+            return super().structure_message(data)
+        except JsonRpcInvalidParams as exc:
+            if "id" in data and "method" in data:
+                detail = _innermost_message(exc.__cause__) or "the params do not validate"
+                self._send_response(
+                    data["id"],
+                    error=types.ResponseError(
+                        code=JsonRpcInvalidParams.CODE,
+                        message=f"invalid params for {data['method']}: {detail}",
+                    ),
+                )
+            raise
+
+
+def apply_log_level(level: str) -> None:
+    """Our loggers follow the setting; pygls' wire log (whole messages, document text included)
+    only at debug."""
+    logging.getLogger().setLevel(level.upper())
+    logging.getLogger("pygls").setLevel(logging.DEBUG if level == "debug" else logging.WARNING)
+
+
 class FlashcodeServer(LanguageServer):
     """The language server, with the state every feature shares."""
 
     def __init__(self, base_settings: dict[str, Any] | None = None) -> None:
         super().__init__(
-            NAME, VERSION, text_document_sync_kind=types.TextDocumentSyncKind.Incremental
+            NAME,
+            VERSION,
+            text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
+            protocol_cls=FlashcodeProtocol,
         )
-        self.base_settings = (
-            base_settings or {}
-        )  # from the command line, below initializationOptions
+        # From the command line: the lowest layer above the config file.
+        self.base_settings = base_settings or {}
         self.initialization_options: dict[str, Any] = {}
         self.workspace_settings: dict[str, Any] = {}
         self.settings, _ = merge(self.base_settings)
@@ -39,12 +77,18 @@ class FlashcodeServer(LanguageServer):
         self.background: set[asyncio.Task[Any]] = set()
         self.load_progress_token: str | None = None
 
+    def report_server_error(self, error: Exception, source: Any) -> None:
+        if isinstance(error, JsonRpcInvalidParams):
+            log.warning("invalid request params: %s", error)  # already answered with the error
+            return
+        super().report_server_error(error, source)
+
     # -- settings ---------------------------------------------------------------------------
     def refresh_settings(self) -> list[str]:
         self.settings, problems = merge(
             self.base_settings, self.initialization_options, self.workspace_settings
         )
-        logging.getLogger().setLevel(self.settings.log_level.upper())
+        apply_log_level(self.settings.log_level)
         self.completions.cache.configure(self.settings.cache)
         return problems
 
@@ -91,7 +135,8 @@ class FlashcodeServer(LanguageServer):
             # The position just past a final newline is valid; anything further on that line is not.
             return len(doc.source) if position.character == 0 else None
         line = lines[position.line].rstrip("\r\n")
-        if position.character > len(line.encode("utf-16-le")) // 2:
+        # Units of the negotiated position encoding (UTF-16 unless the client asked otherwise).
+        if position.character > doc.position_codec.client_num_units(line):
             return None
         return doc.offset_at_position(position)
 

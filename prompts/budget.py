@@ -290,13 +290,14 @@ def build_completion_prompt(
     repo_level: bool = False,
     max_snippets: int = 4,
     shares: BudgetShares = BudgetShares(),
+    multiline: bool | None = None,
 ) -> CompletionPrompt:
     """The FIM prompt for a cursor at `offset` (a str index) in `document`.
 
     `repo_level=True` writes other files' snippets as files separated by the template's file
     separator (the repository-level format Qwen2.5-Coder and StarCoder2 were trained on); the
     default writes them as comments, which any model reads, including ones trained on plain
-    file-level FIM.
+    file-level FIM. `multiline` overrides the syntax-based choice of a one-line or a block answer.
     """
     prefix_full, suffix_full = split_at_cursor(document.text, offset)
     language = language_of(document.language_id, document.path) or document.language_id
@@ -366,7 +367,8 @@ def build_completion_prompt(
     parts += [_imports_block(context.imports), prefix, template.suffix_token, suffix]
     parts.append(template.middle_token)
 
-    multiline = wants_multiline(document.text, offset, language)
+    if multiline is None:
+        multiline = wants_multiline(document.text, offset, language)
     stop_ids = frozenset(
         token_id
         for token_id in (tokenizer.token_id(t) for t in template.stop_tokens)

@@ -49,8 +49,41 @@ def run_builder(hf_dir: Path, out_dir: Path, precision: str, cache_dir: Path) ->
     return out_dir
 
 
-def export_all(work: Path) -> dict[str, Path]:
+def materialize_checkpoint(work: Path) -> Path:
+    """Write the latest checkpoint's weights as a Hugging Face model in `work/hf`.
+
+    Training saves there when it ends; this also lets a run in progress be exported as a snapshot.
+    """
+    import json
+
+    import torch
+    from transformers import Qwen2ForCausalLM
+
+    from inference.build.fim_data import SpecialIds
+    from inference.build.train import ModelShape, qwen2_config
+
     hf_dir = work / "hf"
+    checkpoint = work / "checkpoint.pt"
+    weights = hf_dir / "model.safetensors"
+    if not checkpoint.exists() or (
+        weights.exists() and weights.stat().st_mtime >= checkpoint.stat().st_mtime
+    ):
+        return hf_dir
+    from tokenizers import Tokenizer
+
+    shape = ModelShape(**json.loads((work / "train_config.json").read_text())["shape"])
+    tok = Tokenizer.from_file(str(hf_dir / "tokenizer.json"))
+    ids = SpecialIds.from_tokenizer(tok)
+    model = Qwen2ForCausalLM(qwen2_config(shape, ids.eos, ids.pad))
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    model.load_state_dict(state["model"])
+    model.save_pretrained(hf_dir, safe_serialization=True)
+    (work / "snapshot_state.json").write_text(json.dumps(state["state"], indent=2))
+    return hf_dir
+
+
+def export_all(work: Path) -> dict[str, Path]:
+    hf_dir = materialize_checkpoint(work)
     cache = work / "builder-cache"
     return {
         precision: run_builder(hf_dir, work / "onnx" / precision, precision, cache)

@@ -19,7 +19,8 @@ from tokenizers import Tokenizer
 class FimConfig:
     fim_rate: float = 0.5  # share of chunks turned into FIM examples
     spm_rate: float = 0.3  # share of FIM examples in SPM order
-    line_span_rate: float = 0.5  # share of FIM splits on whole-line boundaries
+    empty_suffix_rate: float = 0.15  # share of FIM examples whose suffix is empty (end of file)
+    line_span_rate: float = 0.5  # share of the other FIM splits on whole-line boundaries
     max_span_lines: int = 12  # longest line-aligned middle
     chunk_chars: int = 3000  # about 1,000 tokens of Python at vocab 8192
 
@@ -30,6 +31,7 @@ class SpecialIds:
     prefix: int
     middle: int
     suffix: int
+    pad: int
 
     @classmethod
     def from_tokenizer(cls, tok: Tokenizer) -> SpecialIds:
@@ -43,6 +45,7 @@ class SpecialIds:
             prefix=tid("<|fim_prefix|>"),
             middle=tid("<|fim_middle|>"),
             suffix=tid("<|fim_suffix|>"),
+            pad=tid("<|fim_pad|>"),
         )
 
 
@@ -62,6 +65,13 @@ def split_chunks(text: str, chunk_chars: int) -> list[str]:
 
 
 def choose_split(text: str, rng: random.Random, cfg: FimConfig) -> tuple[str, str, str]:
+    if rng.random() < cfg.empty_suffix_rate:
+        # The cursor at the end of what is written so far: the most common case in an editor.
+        cut = rng.randrange(len(text) // 4, len(text))
+        newline = text.rfind("\n", 0, cut)
+        if newline > 0 and rng.random() < 0.5:
+            cut = newline + 1 + len(text[newline + 1 :]) - len(text[newline + 1 :].lstrip(" \t"))
+        return text[:cut], text[cut:], ""
     if rng.random() < cfg.line_span_rate:
         lines = text.splitlines(keepends=True)
         if len(lines) >= 2:

@@ -59,13 +59,11 @@ def qwen2_config(shape: ModelShape, eos_id: int, pad_id: int) -> Any:
         num_attention_heads=shape.num_heads,
         num_key_value_heads=shape.num_kv_heads,
         max_position_embeddings=shape.context_length,
-        rope_theta=10000.0,
         tie_word_embeddings=True,
         bos_token_id=eos_id,
         eos_token_id=eos_id,
         pad_token_id=pad_id,
         use_sliding_window=False,
-        torch_dtype="float32",
     )
 
 
@@ -105,9 +103,8 @@ def train(work: Path, cfg: TrainConfig) -> Path:
         save_tokenizer(tok, hf_dir, cfg.shape.context_length)
     tok = Tokenizer.from_file(str(hf_dir / "tokenizer.json"))
     ids = SpecialIds.from_tokenizer(tok)
-    pad_id = tok.token_to_id("<|fim_pad|>")
-
-    model = Qwen2ForCausalLM(qwen2_config(cfg.shape, ids.eos, pad_id)).to(device)
+    model = Qwen2ForCausalLM(qwen2_config(cfg.shape, ids.eos, ids.pad))
+    model.to(device)  # type: ignore[arg-type]  # transformers' decorator hides Module.to's signature
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW(
@@ -119,7 +116,7 @@ def train(work: Path, cfg: TrainConfig) -> Path:
         betas=(0.9, 0.95),
         fused=device == "cuda",
     )
-    state = {"step": 0, "epoch": 0, "row": 0, "elapsed_s": 0.0, "tokens": 0}
+    state: dict[str, Any] = {"step": 0, "epoch": 0, "row": 0, "elapsed_s": 0.0, "tokens": 0}
     ckpt = work / "checkpoint.pt"
     if ckpt.exists():
         saved = torch.load(ckpt, map_location=device, weights_only=False)

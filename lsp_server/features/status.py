@@ -59,10 +59,10 @@ async def _progress(server: FlashcodeServer, models: ModelManager) -> None:
                 ),
             )
             return
-    token = server.load_progress_token
-    if token is not None:
+    started = server.load_progress_token
+    if started is not None:
         server.load_progress_token = None
-        progress.end(token, types.WorkDoneProgressEnd(message=models.state.value))
+        progress.end(started, types.WorkDoneProgressEnd(message=models.state.value))
 
 
 def on_models_changed(server: FlashcodeServer, models: ModelManager) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,17 @@ def server_config(*extra_args: str, env: dict[str, str] | None = None) -> Client
     )
 
 
+def as_dict(value: Any) -> Any:
+    """pygls hands custom-method params over as named tuples; tests read them as dicts."""
+    if hasattr(value, "_asdict"):
+        return {k: as_dict(v) for k, v in value._asdict().items()}
+    if isinstance(value, dict):
+        return {k: as_dict(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [as_dict(v) for v in value]
+    return value
+
+
 @dataclass
 class StatusLog:
     """Every flashcode/status notification, with an event per state for waiting on it."""
@@ -29,7 +41,7 @@ class StatusLog:
     events: dict[str, asyncio.Event] = field(default_factory=dict)
 
     def record(self, params: Any) -> None:
-        payload = params if isinstance(params, dict) else vars(params)
+        payload = as_dict(params)
         self.states.append(payload)
         self.event(payload["state"]).set()
 
@@ -68,6 +80,15 @@ def open_document(
 def end_of(text: str) -> types.Position:
     lines = text.split("\n")
     return types.Position(line=len(lines) - 1, character=len(lines[-1].encode("utf-16-le")) // 2)
+
+
+async def send_raw_request(client: LanguageClient, method: str, params: dict[str, Any]) -> Any:
+    """Send params exactly as given, bypassing the client's type checks (for malformed input)."""
+    msg_id = f"raw-{id(params)}"
+    future: Future[Any] = Future()
+    client.protocol._request_futures[msg_id] = future
+    client.protocol._send_data({"jsonrpc": "2.0", "id": msg_id, "method": method, "params": params})
+    return await asyncio.wrap_future(future)
 
 
 async def inline_completion(

@@ -9,15 +9,17 @@ from typing import Any
 import pytest
 import pytest_lsp
 from lsprotocol import types
-from pygls.exceptions import JsonRpcRequestCancelled
+from pygls.exceptions import JsonRpcException, JsonRpcRequestCancelled
 from pytest_lsp import LanguageClient, client_capabilities
 
 from tests.conftest import e2e_model_dir
 from tests.lsp.harness import (
     StatusLog,
+    as_dict,
     end_of,
     inline_completion,
     open_document,
+    send_raw_request,
     server_config,
     watch_status,
 )
@@ -103,15 +105,26 @@ async def test_typing_the_suggestion_offers_the_rest_without_the_model(
     assert typeahead(after) == typeahead(before) + 1
 
 
-async def test_cancelled_request_is_answered_as_cancelled(client: LanguageClient) -> None:
+async def test_a_cancelled_request_is_answered_as_cancelled_and_stops_its_model_work(
+    client: LanguageClient,
+) -> None:
+    # A long answer, so the request is still decoding when the cancellation arrives.
+    client.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(
+            settings={
+                "flashcode": {"maxNewTokens": 512, "deadlineMs": 60000, "cache": {"enabled": False}}
+            }
+        )
+    )
+    before = as_dict(await client.protocol.send_request_async("flashcode/stats", {}))
     body = (
         "class Stack:\n    def __init__(self):\n        self.items = []\n\n"
-        "    def push(self, item):\n"
+        "    def push(self, item):\n        "
     )
-    uri = open_document(client, "/tmp/flashcode-e2e/cancel.py", body + "        ")
+    uri = open_document(client, "/tmp/flashcode-e2e/cancel.py", body)
     params = types.InlineCompletionParams(
         text_document=types.TextDocumentIdentifier(uri=uri),
-        position=types.Position(line=5, character=8),
+        position=end_of(body),
         context=types.InlineCompletionContext(
             trigger_kind=types.InlineCompletionTriggerKind.Invoked
         ),
@@ -122,9 +135,21 @@ async def test_cancelled_request_is_answered_as_cancelled(client: LanguageClient
     client.cancel_request(types.CancelParams(id="cancel-me"))
     with pytest.raises(JsonRpcRequestCancelled):
         await asyncio.wrap_future(future)
+    after = as_dict(await client.protocol.send_request_async("flashcode/stats", {}))
+    client.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(
+            settings={
+                "flashcode": {"maxNewTokens": 64, "deadlineMs": 3000, "cache": {"enabled": True}}
+            }
+        )
+    )
+    engine_before, engine_after = before["engine"], after["engine"]
+    # The model stopped within a step of the cancellation (or before it ever ran the request).
+    assert engine_after["cancel_steps_max"] <= 1
+    assert engine_after["generated_tokens"] - engine_before["generated_tokens"] < 512
     # The server keeps serving after a cancellation.
-    items = await inline_completion(client, uri, types.Position(line=5, character=8))
-    assert items and isinstance(items[0].insert_text, str)
+    items = await inline_completion(client, uri, end_of(body))
+    assert all(isinstance(item.insert_text, str) for item in items)
 
 
 async def test_two_open_documents_each_get_their_own_completion(client: LanguageClient) -> None:
@@ -168,8 +193,9 @@ async def test_bad_positions_get_empty_answers_and_the_server_keeps_serving(
     assert await inline_completion(client, uri, types.Position(line=1, character=300)) == []
     unknown = "file:///tmp/flashcode-e2e/never-opened.py"
     assert await inline_completion(client, unknown, types.Position(line=0, character=0)) == []
-    with pytest.raises(Exception, match=r"(?i)invalid|line|-1"):
-        await client.protocol.send_request_async(
+    with pytest.raises(JsonRpcException, match=r"(?i)invalid|line|-1"):
+        await send_raw_request(
+            client,
             types.TEXT_DOCUMENT_INLINE_COMPLETION,
             {
                 "textDocument": {"uri": uri},

@@ -1,0 +1,169 @@
+"""`flashcode bench lsp`: inline-completion latency while typing, driven as an editor drives it.
+
+A real source file is typed character by character into an open document. Every keystroke sends
+didChange and a new inlineCompletion request, and cancels the previous request if it is still
+pending, after an inter-key delay drawn from a typist's range. Latency is measured from sending a
+request to its answer, for the requests that were answered rather than cancelled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types
+from pygls.exceptions import JsonRpcRequestCancelled
+from pygls.lsp.client import LanguageClient
+
+from inference.router import default_model_dir
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def default_source() -> Path:
+    """A held-out CPython file: the default model never trained on it."""
+    from inference.build.corpus import collect, stdlib_root
+
+    validation = sorted(collect().validation, key=lambda f: -len(f.text))
+    return stdlib_root() / validation[len(validation) // 2].relpath
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def replay(args: argparse.Namespace) -> dict[str, Any]:
+    source = Path(args.file) if args.file else default_source()
+    text = source.read_text(encoding="utf-8")
+    lines = text.splitlines(keepends=True)
+    start_line = min(args.start_line, max(0, len(lines) - 1))
+    before = "".join(lines[:start_line])
+    typed = "".join(lines[start_line:])[: args.keystrokes]
+    after = "".join(lines[start_line:])[args.keystrokes :] if args.with_suffix else ""
+
+    client = LanguageClient("flashcode-bench", "1")
+    await client.start_io(
+        sys.executable, "-m", "lsp_server", "--model", str(args.model), "--log-level", "warning"
+    )
+    ready = asyncio.Event()
+
+    @client.feature("flashcode/status")
+    def on_status(_: LanguageClient, params: Any) -> None:
+        if getattr(params, "state", None) == "ready":
+            ready.set()
+
+    await client.initialize_async(
+        types.InitializeParams(
+            capabilities=types.ClientCapabilities(),
+            initialization_options={"flashcode": {"cache": {"enabled": False}}},
+        )
+    )
+    client.initialized(types.InitializedParams())
+    await asyncio.wait_for(ready.wait(), 120)
+
+    uri = source.resolve().as_uri()
+    client.text_document_did_open(
+        types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(
+                uri=uri, language_id="python", version=0, text=before + after
+            )
+        )
+    )
+    rng = random.Random(args.seed)
+    line, character = start_line, 0
+    latencies: list[float] = []
+    cancelled = answered = empty = 0
+    pending: asyncio.Future[Any] | None = None
+    tasks: list[asyncio.Task[None]] = []
+
+    async def measure(future: asyncio.Future[Any], sent: float) -> None:
+        nonlocal cancelled, answered, empty
+        try:
+            result = await future
+        except JsonRpcRequestCancelled:
+            cancelled += 1
+            return
+        latencies.append((time.perf_counter() - sent) * 1000)
+        answered += 1
+        items = result.items if isinstance(result, types.InlineCompletionList) else (result or [])
+        empty += not items
+
+    for version, char in enumerate(typed, start=1):
+        position = types.Position(line=line, character=character)
+        client.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+                content_changes=[
+                    types.TextDocumentContentChangePartial(
+                        range=types.Range(start=position, end=position), text=char
+                    )
+                ],
+            )
+        )
+        if char == "\n":
+            line, character = line + 1, 0
+        else:
+            character += len(char.encode("utf-16-le")) // 2
+        if pending is not None and not pending.done():
+            client.cancel_request(types.CancelParams(id=f"k{version - 1}"))
+        request_id = f"k{version}"
+        sent = time.perf_counter()
+        pending = asyncio.wrap_future(
+            client.protocol.send_request(
+                types.TEXT_DOCUMENT_INLINE_COMPLETION,
+                types.InlineCompletionParams(
+                    text_document=types.TextDocumentIdentifier(uri=uri),
+                    position=types.Position(line=line, character=character),
+                    context=types.InlineCompletionContext(
+                        trigger_kind=types.InlineCompletionTriggerKind.Automatic
+                    ),
+                ),
+                msg_id=request_id,
+            )
+        )
+        tasks.append(asyncio.ensure_future(measure(pending, sent)))
+        await asyncio.sleep(rng.uniform(args.min_delay_ms, args.max_delay_ms) / 1000)
+    await asyncio.gather(*tasks)
+    await client.shutdown_async(None)
+    client.exit(None)
+    await client.stop()
+    return {
+        "file": str(source),
+        "model": str(args.model),
+        "requests": len(typed),
+        "answered": answered,
+        "cancelled": cancelled,
+        "empty_answers": empty,
+        "latency_p50_ms": round(percentile(latencies, 0.5), 1),
+        "latency_p95_ms": round(percentile(latencies, 0.95), 1),
+        "latency_mean_ms": round(statistics.fmean(latencies), 1) if latencies else None,
+        "inter_key_delay_ms": [args.min_delay_ms, args.max_delay_ms],
+    }
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="flashcode bench lsp")
+    parser.add_argument("--model", type=Path, default=default_model_dir())
+    parser.add_argument("--file", help="source file to type (default: a held-out stdlib file)")
+    parser.add_argument("--start-line", type=int, default=40, help="lines present before typing")
+    parser.add_argument("--keystrokes", type=int, default=400)
+    parser.add_argument("--min-delay-ms", type=float, default=80.0)
+    parser.add_argument("--max-delay-ms", type=float, default=200.0)
+    parser.add_argument(
+        "--with-suffix", action="store_true", help="keep the rest of the file after the cursor"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", action="store_true", help="print JSON (the only output)")
+    args = parser.parse_args(argv)
+    print(json.dumps(asyncio.run(replay(args)), indent=2))
+    return 0
