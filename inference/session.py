@@ -316,21 +316,18 @@ class _RunnerBase:
         # False once last_position_graph has rewritten the head: one logits row per run
         logits_shape = next(o.shape for o in session.get_outputs() if o.name == "logits")
         self.logits_per_token = logits_shape[1] != 1
+        self._allocate()
+
+    def _allocate(self) -> None:
+        """Per-layout state, once the common fields are set."""
 
 
 class SharedKVRunner(_RunnerBase):
     """Batched decoding over GroupQueryAttention's shared past/present buffers (see module doc)."""
 
-    def __init__(
-        self,
-        session: ort.InferenceSession,
-        info: ModelInfo,
-        provider: str,
-        max_batch: int,
-        max_length: int,
-    ) -> None:
+    def _allocate(self) -> None:
+        info, max_batch, max_length = self.info, self.max_batch, self.max_length
         assert info.shared_kv_buffer, "SharedKVRunner needs a GroupQueryAttention graph"
-        super().__init__(session, info, provider, max_batch, max_length)
         heads, dim = self.device.kv_shape_tail
         self._row_shape = (1, heads, max_length, dim)
         self._row_bytes = heads * max_length * dim * self.device.kv_dtype.itemsize
@@ -353,8 +350,8 @@ class SharedKVRunner(_RunnerBase):
         self._logits = np.zeros((max_batch, 1, info.vocab_size), np.dtype(info.logits_dtype))
         self._decode_binding: ort.IOBinding | None = None
         self._decode_rows = 0
-        # GroupQueryAttention allocates heads x chunk x max_length scores per layer, and the graph
-        # returns logits for every prompt position: chunks keep both bounded
+        # GroupQueryAttention allocates heads x chunk x max_length scores per layer, and an
+        # unrewritten head returns logits for every prompt position: chunks keep both bounded
         self.prefill_chunk = max(
             16,
             min(
@@ -488,17 +485,9 @@ class SharedKVRunner(_RunnerBase):
 class ConcatKVRunner(_RunnerBase):
     """Slot-at-a-time decoding for graphs that concatenate past and present (Optimum exports)."""
 
-    def __init__(
-        self,
-        session: ort.InferenceSession,
-        info: ModelInfo,
-        provider: str,
-        max_batch: int,
-        max_length: int,
-    ) -> None:
-        super().__init__(session, info, provider, max_batch, max_length)
-        self._past: list[list[ort.OrtValue] | None] = [None] * max_batch
-        self._has_cache_branch = "use_cache_branch" in info.input_names
+    def _allocate(self) -> None:
+        self._past: list[list[ort.OrtValue] | None] = [None] * self.max_batch
+        self._has_cache_branch = "use_cache_branch" in self.info.input_names
 
     def _run(
         self, slot: int, tokens: Sequence[int], past: list[ort.OrtValue], past_length: int
