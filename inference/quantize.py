@@ -39,7 +39,14 @@ def quantize(src_dir: Path, dst_dir: Path, bits: int, block_size: int = 32) -> P
     MatMul weights become MatMulNBits (`bits`, `block_size`); the KV-cache interface, the other
     files of the directory (tokenizer, configs) and the layout stay as they were.
     """
-    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+    try:
+        from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+    except (
+        ImportError
+    ) as error:  # the quantizer imports onnx-ir, which onnxruntime does not require
+        raise ModelError(
+            f"quantizing needs {error.name or 'onnx-ir'}: pip install onnx-ir"
+        ) from error
 
     config = QuantizeConfig(bits=bits, block_size=block_size)
     src_dir, dst_dir = Path(src_dir), Path(dst_dir)
