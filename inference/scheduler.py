@@ -39,7 +39,8 @@ class GenerationRequest:
     # implied: pass them (Tokenizer.eos_token_ids) when the model should stop at end of text.
     stop_token_ids: frozenset[int] = frozenset()
     stop_strings: tuple[str, ...] = ()  # the text is cut before the first one found
-    deadline_s: float | None = None  # seconds from submission
+    # seconds from submission, checked at step boundaries (a prompt being prefilled finishes first)
+    deadline_s: float | None = None
     seed: int | None = None
 
 
