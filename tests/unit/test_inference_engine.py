@@ -70,17 +70,28 @@ async def test_greedy_output_is_the_same_alone_and_in_a_batch(model: str) -> Non
         assert stat(engine, "mean_batch") > 1.5
 
 
-async def test_a_request_joins_a_running_batch_and_both_match_alone(qwen_int4: Engine) -> None:
+async def joins_running_batch(engine: Engine) -> None:
     first, second = GREEDY["qwen2"]["prompts"][:2]
-    alone_first = await qwen_int4.generate(request(first, 80))
-    alone_second = await qwen_int4.generate(request(second, 20))
-    steps_before = stat(qwen_int4, "decode_steps")
-    running = asyncio.create_task(qwen_int4.generate(request(first, 80)))
-    await until(lambda: stat(qwen_int4, "decode_steps") >= steps_before + 10, qwen_int4)
-    joined = await qwen_int4.generate(request(second, 20))
+    alone_first = await engine.generate(request(first, 80))
+    alone_second = await engine.generate(request(second, 20))
+    steps_before = stat(engine, "decode_steps")
+    running = asyncio.create_task(engine.generate(request(first, 80)))
+    await until(lambda: stat(engine, "decode_steps") >= steps_before + 10, engine)
+    joined = await engine.generate(request(second, 20))
     assert not running.done()  # the second one finished while the first was still decoding
     assert joined.token_ids == alone_second.token_ids
     assert (await running).token_ids == alone_first.token_ids
+
+
+async def test_a_request_joins_a_running_batch_and_both_match_alone(qwen_int4: Engine) -> None:
+    await joins_running_batch(qwen_int4)
+
+
+async def test_left_padded_batches_of_a_concatenating_graph_match_alone() -> None:
+    with Engine.load(MODELS / "qwen2-optimum", NO_REUSE) as engine:
+        await joins_running_batch(engine)
+        steps = engine.stats()["step_ms_by_batch"]
+        assert isinstance(steps, dict) and 2 in steps  # the two decoded as one batch
 
 
 async def test_prefix_reuse_runs_only_the_new_tokens_and_changes_nothing() -> None:

@@ -103,3 +103,24 @@ def test_last_position_head_gives_the_last_row_of_the_full_head(name: str) -> No
         rtol=1e-4,
         atol=1e-4,
     )
+
+
+def test_concatenating_graph_packs_rows_of_different_lengths() -> None:
+    packed = runner_for("qwen2-optimum")
+    short, long = PROMPT[:5], PROMPT
+    packed.prefill(0, short, None, 0)
+    packed.prefill(1, long, None, 0)
+    steps = [packed.decode([0, 1], [5, 6]), packed.decode([0, 1], [7, 8])]  # packed, then kept
+    packed.release(0)  # unpacks: slot 1 goes on alone
+    last = packed.decode([1], [9])
+    for row, (prompt, tokens) in enumerate(((short, [5, 7]), (long, [6, 8]))):
+        alone = runner_for("qwen2-optimum", max_batch=1)
+        alone.prefill(0, prompt, None, 0)
+        for step, token in zip(steps, tokens, strict=True):
+            np.testing.assert_allclose(
+                step[row], alone.decode([0], [token])[0], rtol=1e-4, atol=1e-4
+            )
+        if row == 1:
+            np.testing.assert_allclose(last[0], alone.decode([0], [9])[0], rtol=1e-4, atol=1e-4)
+    assert packed.lengths[1] == len(long) + 3
+    assert packed.snapshot(1, len(long) + 3).length == len(long) + 3
