@@ -73,7 +73,8 @@ def wait_for(
 def editor_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """Environment with XDG dirs of its own, so no user config, cache or log leaks in or out."""
     home = tmp_path_factory.mktemp("editor-home")
-    env = dict(os.environ)
+    # The server reads FLASHCODE_* variables as settings: the harness's own must not reach it.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLASHCODE_")}
     for name in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME"):
         env[name] = str(home / name.lower())
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))

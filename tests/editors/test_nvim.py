@@ -26,31 +26,8 @@ pynvim = pytest.importorskip("pynvim", reason="pynvim drives Neovim: run .ci/edi
 LOAD_TIMEOUT = 180.0  # the model loads while another one may be training on the same two cores
 SUGGESTION_TIMEOUT = 60.0
 
-MODULE = """\
-import math
-
-
-def area(radius: float) -> float:
-    '''Area of a circle.
-
-    >>> round(area(1.0), 2)
-    3.14
-    '''
-    if radius < 0:
-        raise ValueError("radius must not be negative")
-    return math.pi * radius * radius
-
-
-def scale(values: list[float], factor: float) -> list[float]:
-    return [v * factor for v in values]
-
-
-def mean(values: list[float]) -> float:
-    total = 0.0
-    for v in values:
-        total += v
-    return total / len(values)
-"""
+# The file the tests type into (shared with the VS Code test).
+MODULE = (Path(__file__).parent / "sample" / "geometry.py").read_text()
 
 # A key mapping that another plugin (a completion menu, say) put on <Tab> before flashcode.
 INIT_LUA = """
@@ -116,9 +93,8 @@ def nvim(workspace: Path, editor_env: dict[str, str]) -> Iterator[Any]:
             log=lua_str(str(log_file)),
         )
     )
-    passed = [k for k in editor_env if k.startswith("XDG_") or k == "PYTHONPATH"]
-    env_args = [f"{k}={editor_env[k]}" for k in passed]
-    argv = ["env", *env_args, binary, "--embed", "--headless", "-n", "-i", "NONE", "-u", str(init)]
+    argv = ["env", "-i", *(f"{k}={v}" for k, v in editor_env.items())]
+    argv += [binary, "--embed", "--headless", "-n", "-i", "NONE", "-u", str(init)]
     session = pynvim.attach("child", argv=argv)
     session.command(f"cd {workspace}")
     try:
