@@ -394,11 +394,11 @@ class CompletionCache:
         return []
 
     def add_patterns(self, examples: Iterable[tuple[str, Sequence[str], str]], source: str) -> int:
-        """Store pattern completions (key, lines, origin); returns how many were new.
+        """Store pattern completions (key, lines, origin); returns how many keys changed.
 
         `origin` is opaque here (the entity a completion was written for). Completions learned
-        from the workspace go before those the model wrote, so the user's own code wins; among
-        equals the newest goes first.
+        from the workspace go first, newest first, and drop those the model wrote for the same
+        key: the user's own code at such a place says what belongs there. The model's go after.
         """
         assert source in SOURCES, f"source must be one of {SOURCES}, got {source!r}"
         added = 0
@@ -409,16 +409,17 @@ class CompletionCache:
                 for key, lines, origin in examples:
                     entry = {"source": source, "lines": list(lines), "origin": origin}
                     current = _decode_candidates(cache.get(key))
-                    if any(c["lines"] == entry["lines"] for c in current) and (
-                        source == "model" or current[0]["lines"] == entry["lines"]
-                    ):
-                        continue
-                    others = [c for c in current if c["lines"] != entry["lines"]]
                     if source == "workspace":
-                        merged = [entry, *others]
+                        # What the user wrote at such a place replaces what the model guessed.
+                        kept = [c for c in current if c["source"] == "workspace"]
+                        merged = [entry, *(c for c in kept if c["lines"] != entry["lines"])]
+                    elif any(c["lines"] == entry["lines"] for c in current):
+                        continue
                     else:
-                        mine = [c for c in others if c["source"] == "workspace"]
-                        merged = [*mine, entry, *(c for c in others if c not in mine)]
+                        kept = [c for c in current if c["source"] == "workspace"]
+                        merged = [*kept, entry, *(c for c in current if c not in kept)]
+                    if merged[:MAX_CANDIDATES] == current:
+                        continue
                     cache.set(key, json.dumps(merged[:MAX_CANDIDATES]))
                     added += 1
         if added:

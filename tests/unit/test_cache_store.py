@@ -53,21 +53,22 @@ def test_completions_survive_a_restart(tmp_path: Path) -> None:
     again.close()
 
 
-def test_the_users_own_code_ranks_before_what_the_model_wrote(tmp_path: Path) -> None:
+def test_the_users_own_code_replaces_what_the_model_guessed(tmp_path: Path) -> None:
     cache = open_cache(tmp_path / "c")
     cache.add_patterns([("k", ["model 1"], "user")], "model")
-    cache.add_patterns([("k", ["typed"], "user")], "workspace")
     cache.add_patterns([("k", ["model 2"], "order")], "model")
-    assert [lines for lines, _ in cache.get_patterns("k")] == [
-        ("typed",),
-        ("model 2",),
-        ("model 1",),
-    ]
-    # The same completion learned again is not stored twice; the list stays short.
-    assert cache.add_patterns([("k", ["model 2"], "order")], "model") == 0
+    assert [lines for lines, _ in cache.get_patterns("k")] == [("model 2",), ("model 1",)]
+    # The user wrote something else at such a place: the model's guesses there are dropped.
+    cache.add_patterns([("k", ["typed"], "user")], "workspace")
+    assert cache.get_patterns("k") == [(("typed",), "user")]
+    # A later guess ranks after the user's code; the same one again is not stored twice.
+    assert cache.add_patterns([("k", ["model 3"], "order")], "model") == 1
+    assert cache.add_patterns([("k", ["model 3"], "order")], "model") == 0
+    assert [lines for lines, _ in cache.get_patterns("k")] == [("typed",), ("model 3",)]
     for n in range(10):
         cache.add_patterns([("k", [f"more {n}"], "user")], "workspace")
     assert len(cache.get_patterns("k")) == 4
+    assert cache.get_patterns("k")[0] == (("more 9",), "user")
     cache.close()
 
 
