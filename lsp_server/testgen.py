@@ -617,7 +617,7 @@ async def run_tests(
         try:
             stdout, _ = await asyncio.wait_for(process.communicate(), timeout_s)
             report.output = stdout.decode("utf-8", errors="replace")[-4000:]
-        except (asyncio.TimeoutError, asyncio.CancelledError) as exc:
+        except (TimeoutError, asyncio.CancelledError) as exc:
             _kill_group(process)
             await process.wait()
             if isinstance(exc, asyncio.CancelledError):
