@@ -279,6 +279,12 @@ def _stop_strings(
     return tuple(stops)
 
 
+def typed_whitespace(prefix: str) -> str:
+    """The spaces and tabs at the end of the cursor's line, before the cursor."""
+    line = prefix[prefix.rfind("\n") + 1 :]
+    return line[len(line.rstrip(" \t")) :]
+
+
 def build_completion_prompt(
     document: Document,
     offset: int,
@@ -300,6 +306,10 @@ def build_completion_prompt(
     file-level FIM. `multiline` overrides the syntax-based choice of a one-line or a block answer.
     """
     prefix_full, suffix_full = split_at_cursor(document.text, offset)
+    # Spaces typed before the cursor are left out of the prompt: BPE vocabularies fold a space
+    # into the word after it, so a prompt ending in a bare space is one the model rarely saw.
+    # The model writes the space again; post-processing drops what the user already typed.
+    prefix_full = prefix_full[: len(prefix_full) - len(typed_whitespace(prefix_full))]
     language = language_of(document.language_id, document.path) or document.language_id
     tokenizer = _Encoder(tokenizer)
     pre = _special_id(tokenizer, template.prefix_token, template)

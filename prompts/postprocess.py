@@ -50,6 +50,14 @@ def cut_at_stop_strings(text: str, stops: Iterable[str]) -> str:
     return text[:cut]
 
 
+def drop_typed_whitespace(text: str, prefix: str) -> str:
+    """Leading blanks the user already typed before the cursor (the prompt left them out)."""
+    line = _cursor_line(prefix)
+    typed = len(line) - len(line.rstrip(" \t"))
+    lead = len(text) - len(text.lstrip(" \t"))
+    return text[min(typed, lead) :]
+
+
 def keep_first_line(text: str) -> str:
     """Single-line mode: the rest of the cursor's line only."""
     return text.split("\n", 1)[0].rstrip("\r")
@@ -253,6 +261,7 @@ def postprocess(raw: str, ctx: PostprocessContext) -> str:
     text = cut_at_stop_strings(raw, (*ALL_SPECIAL_TEXTS, *ctx.stop_strings))
     if not ctx.multiline:
         text = keep_first_line(text)
+    text = drop_typed_whitespace(text, ctx.prefix)
     text = drop_repetition(text, _cursor_line(ctx.prefix))
     if ctx.multiline:
         text = stop_at_block_end(text, ctx.prefix, ctx.suffix)

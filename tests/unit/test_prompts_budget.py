@@ -114,7 +114,7 @@ def ids_of(tokenizer: TokenizerLike, *tokens: str) -> list[int]:
 @pytest.mark.parametrize("tokenizer", tokenizers())
 def test_small_file_goes_in_whole_in_fim_order(tokenizer: TokenizerLike) -> None:
     text = "def add(a, b):\n    return a + b\n\n\nprint(add(1, 2))\n"
-    cursor = text.index("a + b")
+    cursor = text.index(", 2))")
     prompt = build(text, cursor, tokenizer)
     pre, suf, mid = ids_of(tokenizer, "<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>")
     assert prompt.prefix == text[:cursor] and prompt.suffix == text[cursor:]
@@ -147,9 +147,10 @@ def test_long_file_keeps_the_code_nearest_the_cursor_in_whole_lines(
     text = make_module(200)
     cursor = text.index("    total = quantity * unit * 120") + len("    total = ")
     prompt = build(text, cursor, tokenizer, budget=300)
-    assert text[:cursor].endswith(prompt.prefix) and text[cursor:].startswith(prompt.suffix)
-    assert prompt.prefix.endswith("    total = ")  # the cursor's own line is always there
-    assert text[cursor - len(prompt.prefix) - 1] == "\n"  # cut at a line start
+    before = text[:cursor].rstrip(" ")  # typed spaces are left to the model (token healing)
+    assert before.endswith(prompt.prefix) and text[cursor:].startswith(prompt.suffix)
+    assert prompt.prefix.endswith("    total =")  # the cursor's own line is always there
+    assert before[-len(prompt.prefix) - 1] == "\n"  # cut at a line start
     assert prompt.suffix.endswith("\n")  # cut at a line end
     assert len(prompt.prefix) > len(prompt.suffix)  # the code before the cursor comes first
 
@@ -257,7 +258,7 @@ def test_repository_level_prompt_in_qwen_layout() -> None:
     prompt = build(text, len(text), tokenizer, open_documents=[other], repo_level=True)
     assert prompt.text == (
         "<|file_sep|>shop/lines.py\ndef line_total(quantity, unit):\n    return quantity * unit\n"
-        "<|file_sep|>shop/pricing.py\n<|fim_prefix|>def invoice_total(quantity, unit):\n    "
+        "<|file_sep|>shop/pricing.py\n<|fim_prefix|>def invoice_total(quantity, unit):\n"
         "<|fim_suffix|><|fim_middle|>"
     )
     file_sep, pre = ids_of(tokenizer, "<|file_sep|>", "<|fim_prefix|>")
@@ -328,3 +329,11 @@ def test_template_the_tokenizer_cannot_serve_is_a_clear_error() -> None:
 def test_cursor_outside_the_document_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="outside"):
         build("x = 1\n", 99, FakeTokenizer())
+
+
+def test_spaces_typed_before_the_cursor_are_left_to_the_model() -> None:
+    text = "def fibonacci(n):\n    return "
+    prompt = build(text, len(text), FakeTokenizer())
+    assert prompt.prefix.endswith("    return")
+    blank = "class Stack:\n    def push(self, item):\n        "
+    assert build(blank, len(blank), FakeTokenizer()).prefix.endswith("item):\n")

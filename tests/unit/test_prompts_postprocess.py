@@ -9,6 +9,7 @@ from prompts.postprocess import (
     cut_at_suffix_repeat,
     drop_if_empty,
     drop_repetition,
+    drop_typed_whitespace,
     keep_first_line,
     postprocess,
     stop_at_block_end,
@@ -249,3 +250,20 @@ def test_rust_lifetimes_are_not_quotes() -> None:
     prefix = "fn longest"
     raw = "<'a>(x: &'a str, y: &'a str"
     assert balance_brackets(raw, prefix, "\n", "rust") == "<'a>(x: &'a str, y: &'a str)"
+
+
+# --- spaces the user typed before the cursor ---
+
+
+def test_the_space_the_model_writes_again_after_a_typed_one_is_dropped() -> None:
+    assert drop_typed_whitespace(" fibonacci(n - 1)", "    return ") == "fibonacci(n - 1)"
+    assert drop_typed_whitespace("fibonacci(n - 1)", "    return ") == "fibonacci(n - 1)"
+    assert drop_typed_whitespace(" x", "    return") == " x"  # nothing typed: keep its space
+
+
+def test_indentation_typed_on_a_blank_line_is_not_doubled() -> None:
+    prefix = "class Stack:\n    def push(self, item):\n        "
+    raw = "        self.items.append(item)\n        return item"
+    assert (
+        complete(raw, prefix, "", multiline=True) == "self.items.append(item)\n        return item"
+    )
