@@ -40,7 +40,9 @@ def write_card(work: Path, out: Path, scores: dict[str, Any], notes: str = "") -
         "",
         "## Data and license",
         "",
-        "- The CPython standard library source of Python " + platform.python_version() + " (`Lib/`,",
+        "- The CPython standard library source of Python "
+        + platform.python_version()
+        + " (`Lib/`,",
         "  its tests included; never site-packages), deduplicated by content: PSF License 2.0.",
         "- 2% of files, chosen by a hash of their path, are held out for validation and the",
         "  next-line score.",
@@ -48,22 +50,29 @@ def write_card(work: Path, out: Path, scores: dict[str, Any], notes: str = "") -
         "",
         "## Model",
         "",
-        f"- Architecture: Qwen2 (transformers `Qwen2ForCausalLM`), {shape['num_layers']} layers, hidden "
-        f"{shape['hidden_size']}, {shape['num_heads']} query heads / {shape['num_kv_heads']} KV heads, "
+        "- Architecture: Qwen2 (transformers `Qwen2ForCausalLM`), "
+        f"{shape['num_layers']} layers, hidden "
+        f"{shape['hidden_size']}, {shape['num_heads']} "
+        f"query heads / {shape['num_kv_heads']} KV heads, "
         f"MLP {shape['intermediate_size']}, tied embeddings.",
         f"- Parameters: {config['parameters']:,}.",
-        f"- Tokenizer: byte-level BPE, vocabulary {shape['vocab_size']:,}, trained on the same data, "
-        "with Qwen2.5-Coder's special tokens (`<|fim_prefix|>`, `<|fim_suffix|>`, `<|fim_middle|>`, "
+        "- Tokenizer: byte-level BPE, vocabulary "
+        f"{shape['vocab_size']:,}, trained on the same data, "
+        "with Qwen2.5-Coder's special tokens (`<|fim_prefix|>`, "
+        "`<|fim_suffix|>`, `<|fim_middle|>`, "
         "`<|endoftext|>`, `<|fim_pad|>`, `<|file_sep|>`).",
         f"- Context: {shape['context_length']} tokens.",
         "",
         "## Training",
         "",
-        f"- Fill-in-the-middle rate {fim['fim_rate']} (SPM share {fim['spm_rate']}, empty-suffix share "
-        f"{fim.get('empty_suffix_rate', 0)}, line-aligned share {fim['line_span_rate']}), chunks of "
+        f"- Fill-in-the-middle rate {fim['fim_rate']} (SPM "
+        f"share {fim['spm_rate']}, empty-suffix share "
+        f"{fim.get('empty_suffix_rate', 0)}, line-aligned "
+        f"share {fim['line_span_rate']}), chunks of "
         f"about {fim['chunk_chars']} characters, rows of {shape['context_length']} tokens.",
         f"- AdamW (betas 0.9/0.95, weight decay {config['weight_decay']}), peak LR {config['lr']}, "
-        f"warmup {config['warmup_steps']} steps, cosine to {config['min_lr_ratio']} of peak over wall-clock "
+        f"warmup {config['warmup_steps']} steps, cosine to "
+        f"{config['min_lr_ratio']} of peak over wall-clock "
         f"time, batch {config['batch_size']} x {shape['context_length']}, seed {config['seed']}.",
         f"- Tokens seen: {state['tokens']:,} ({state['step']:,} steps, epoch {state['epoch']}).",
         f"- Training time: {state['elapsed_s'] / 60:.0f} minutes on a 2-core x86_64 CPU (AMD EPYC, "
@@ -81,9 +90,14 @@ def write_card(work: Path, out: Path, scores: dict[str, Any], notes: str = "") -
         f"| int4 (MatMulNBits, block 32) | {sizes['int4']:,} | `inference/models/default/` |",
     ]
     if sizes.get("int8"):
-        lines.append(f"| int8 (MatMulNBits, block 32) | {sizes['int8']:,} | `inference/models/default/int8/` |")
+        lines.append(
+            f"| int8 (MatMulNBits, block 32) | {sizes['int8']:,} "
+            "| `inference/models/default/int8/` |"
+        )
     if sizes.get("fp32"):
-        lines.append(f"| fp32 | {sizes['fp32']:,} | not shipped (rebuild with `flashcode model build`) |")
+        lines.append(
+            f"| fp32 | {sizes['fp32']:,} | not shipped (rebuild with `flashcode model build`) |"
+        )
     lines += [
         "",
         "## Scores",
@@ -98,8 +112,10 @@ def write_card(work: Path, out: Path, scores: dict[str, Any], notes: str = "") -
         lines += [
             f"| HumanEval single-line infilling, exact match ({single['tasks']} tasks) | "
             f"{he['single_line_exact_match']:.3f} | `flashcode eval humaneval-infilling --json` |",
-            f"| HumanEval single-line infilling, pass@1 | {he['single_line_pass_at_1']:.3f} | same |",
-            f"| HumanEval multi-line infilling, exact match ({multi['tasks']} of 5,815 tasks, evenly spread) | "
+            "| HumanEval single-line infilling, pass@1 | "
+            f"{he['single_line_pass_at_1']:.3f} | same |",
+            "| HumanEval multi-line infilling, exact match "
+            f"({multi['tasks']} of 5,815 tasks, evenly spread) | "
             f"{he['multi_line_exact_match']:.3f} | same |",
             f"| HumanEval multi-line infilling, pass@1 | {he['multi_line_pass_at_1']:.3f} | same |",
         ]
@@ -110,8 +126,10 @@ def write_card(work: Path, out: Path, scores: dict[str, Any], notes: str = "") -
         )
     if ag:
         lines += [
-            f"| int4 vs fp32 greedy token agreement ({ag['tokens_compared']} tokens, teacher-forced) | "
-            f"{ag['greedy_token_agreement']:.3f} | `flashcode eval agreement --reference runs/tiny/onnx/fp32` |",
+            "| int4 vs fp32 greedy token agreement "
+            f"({ag['tokens_compared']} tokens, teacher-forced) | "
+            f"{ag['greedy_token_agreement']:.3f} | `flashcode "
+            "eval agreement --reference runs/tiny/onnx/fp32` |",
             f"| int4 / fp32 file size | {ag['size_ratio']:.3f} | same |",
         ]
     if notes:
