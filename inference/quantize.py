@@ -64,7 +64,14 @@ def quantize(src_dir: Path, dst_dir: Path, bits: int, block_size: int = 32) -> P
         is_symmetric=config.symmetric,
         accuracy_level=config.accuracy_level,
     )
-    quantizer.process()
+    # it logs every node at INFO: keep that out of the CLI's output
+    quantizer_log = logging.getLogger(MatMulNBitsQuantizer.__module__)
+    level = quantizer_log.level
+    quantizer_log.setLevel(max(level, logging.WARNING))
+    try:
+        quantizer.process()
+    finally:
+        quantizer_log.setLevel(level)
     target = dst_dir / info.onnx_path.name
     data_name = f"{info.onnx_path.name}.data"
     for stale in (target, dst_dir / data_name):

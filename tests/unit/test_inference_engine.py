@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import onnxruntime as ort
 import pytest
 
 from inference.engine import Engine, EngineOptions, GenerationRequest, GenerationResult
@@ -237,3 +238,24 @@ def test_engine_reports_what_it_runs(qwen_int4: Engine) -> None:
     assert qwen_int4.tokenizer.fim_token_ids is not None
     stats = qwen_int4.stats()
     assert stats["provider"] == "CPUExecutionProvider" and stats["threads"] == 1
+
+
+@pytest.mark.skipif(
+    "CUDAExecutionProvider" not in ort.get_available_providers(),
+    reason="needs onnxruntime-gpu and a GPU",
+)
+@pytest.mark.parametrize("model", ["qwen2-fp32", "qwen2-optimum"])
+async def test_cuda_engine_matches_transformers(model: str) -> None:
+    recorded = GREEDY["qwen2"]
+    options = EngineOptions(device="cuda", prefix_reuse=True)
+    with Engine.load(MODELS / model, options) as engine:
+        assert engine.provider == "CUDAExecutionProvider"
+        results = await asyncio.gather(
+            *(
+                engine.generate(request(p, len(t)))
+                for p, t in zip(recorded["prompts"], recorded["tokens"], strict=True)
+            )
+        )
+        assert [r.token_ids for r in results] == recorded["tokens"]
+        again = await engine.generate(request([*recorded["prompts"][0], 7], 8))
+        assert again.reused_prompt_tokens == len(recorded["prompts"][0])
