@@ -313,8 +313,10 @@ class Scheduler:
                 self._prefill(submission, slot)
             except Exception as error:  # a failed request must not stop the others
                 log.exception("prefill failed")
-                self.runner.release(slot)
-                self._free_slots.append(slot)
+                self._active = [s for s in self._active if s.sub is not submission]
+                if slot not in self._free_slots:
+                    self.runner.release(slot)
+                    self._free_slots.append(slot)
                 self.counters["failed"] += 1
                 submission.on_done(error)
 

@@ -71,3 +71,23 @@ async def test_a_failed_step_fails_its_requests_and_the_engine_serves_on(
         result = await asyncio.wait_for(engine.generate(request), timeout=60)
         assert len(result.token_ids) == 8
         assert engine.stats()["failed"] == 1
+
+
+async def test_a_failed_prefill_frees_its_slot(monkeypatch: pytest.MonkeyPatch) -> None:
+    with Engine.load(
+        MODELS / "qwen2-int4", EngineOptions(device="cpu", threads=1, max_batch=1)
+    ) as engine:
+        runner = engine._scheduler.runner
+        real_prefill = runner.prefill
+
+        def broken(*args: object) -> np.ndarray:
+            monkeypatch.setattr(runner, "prefill", real_prefill)
+            raise RuntimeError("bad prompt")
+
+        monkeypatch.setattr(runner, "prefill", broken)
+        request = GenerationRequest((5, 6, 7, 8), max_new_tokens=4)
+        with pytest.raises(RuntimeError, match="bad prompt"):
+            await engine.generate(request)
+        # the only slot is free again
+        result = await asyncio.wait_for(engine.generate(request), timeout=60)
+        assert len(result.token_ids) == 4
