@@ -518,11 +518,13 @@ class PatternLearner:
     MAX_SEEN = 50_000  # windows remembered per document before starting over
 
     def __init__(self) -> None:
+        self._texts: dict[str, str] = {}
         self._lines: dict[str, list[str]] = {}
         self._skip: dict[str, int | None] = {}
         self._seen: dict[str, set[int]] = {}
 
     def forget(self, uri: str) -> None:
+        self._texts.pop(uri, None)
         self._lines.pop(uri, None)
         self._skip.pop(uri, None)
         self._seen.pop(uri, None)
@@ -530,6 +532,9 @@ class PatternLearner:
     def observe(
         self, uri: str, text: str, language: str, cursor_line: int | None = None
     ) -> list[PatternExample]:
+        if self._texts.get(uri) == text and self._skip.get(uri, -1) == cursor_line:
+            return []  # the other open documents, on almost every keystroke
+        self._texts[uri] = text
         lines = text.split("\n")
         old = self._lines.get(uri)
         seen = self._seen.setdefault(uri, set())
