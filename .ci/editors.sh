@@ -70,7 +70,14 @@ if ! [[ -x "$CS_DIR/node_modules/.bin/code-server" ]]; then
 fi
 
 # The extension: dependencies from the lockfile, then compile and package the .vsix the test installs.
-log "npm ci + package in editors/vscode"
-(cd "$ROOT/editors/vscode" && npm ci --silent --no-audit --no-fund && npm run --silent package >/dev/null)
+# npm ci starts from an empty node_modules every time: skip it while npm's own record of the last
+# install (node_modules/.package-lock.json) is newer than the lockfile.
+cd "$ROOT/editors/vscode"
+if ! [[ node_modules/.package-lock.json -nt package-lock.json ]]; then
+    log "npm ci in editors/vscode"
+    npm ci --silent --no-audit --no-fund
+fi
+log "npm run package in editors/vscode"
+npm run --silent package >/dev/null
 
 log "done in $(($(date +%s) - start)) s; tools in $TOOLS"
