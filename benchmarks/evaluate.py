@@ -45,6 +45,7 @@ async def complete_all(
     engine: Engine, tasks: Sequence[Infill], max_new_tokens: int, budget: int = 1024
 ) -> list[str]:
     template = select_template(engine.tokenizer.special_tokens)
+    budget = min(budget, engine.max_length - max_new_tokens - 1)
     results: list[str] = [""] * len(tasks)
     semaphore = asyncio.Semaphore(CONCURRENCY)
 

@@ -90,8 +90,10 @@ class CompletionService:
         engine = router.primary
         language = language_of(document.language_id, document.path) or document.language_id
         template = select_template(engine.tokenizer.special_tokens, settings.fim_template or None)
+        # The prompt and the answer share the model's window.
+        budget = min(settings.context_budget, engine.max_length - settings.max_new_tokens - 1)
         prompt = build_completion_prompt(
-            document, offset, open_documents, engine.tokenizer, template, settings.context_budget
+            document, offset, open_documents, engine.tokenizer, template, budget
         )
         if language in SUPPORTED_LANGUAGES:
             complexity = scope_at(document.text, offset, language).complexity
