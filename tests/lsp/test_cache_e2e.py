@@ -20,6 +20,7 @@ from pytest_lsp import LanguageClient, client_capabilities, make_test_lsp_client
 from lsp_server import cache_stats
 from tests.conftest import ROOT, e2e_model_dir
 from tests.lsp.harness import (
+    StatusLog,
     as_dict,
     end_of,
     inline_completion,
@@ -105,6 +106,16 @@ async def client(lsp_client: LanguageClient) -> Any:
     await lsp_client.shutdown_session()
 
 
+async def ready(status: StatusLog) -> None:
+    """Until the model is loaded; a model that fails to load fails the test at once."""
+    waits = {asyncio.ensure_future(status.event(state).wait()) for state in ("ready", "error")}
+    _, pending = await asyncio.wait(waits, timeout=60, return_when=asyncio.FIRST_COMPLETED)
+    for wait in pending:
+        wait.cancel()
+    if not status.event("ready").is_set():
+        raise AssertionError(f"the model did not load: {status.states[-1:] or 'no status'}")
+
+
 @contextlib.asynccontextmanager
 async def server(cache_dir: Path) -> AsyncIterator[LanguageClient]:
     """A server of its own, for tests that restart it or break its cache before it starts."""
@@ -125,10 +136,19 @@ async def server(cache_dir: Path) -> AsyncIterator[LanguageClient]:
                 initialization_options=cache_options(cache_dir),
             )
         )
-        await status.wait_for("ready")
+        await ready(status)
         yield lsp
-        await lsp.shutdown_session()
     finally:
+        # shutdown + exit end a server that is up, even one whose model failed to load; a
+        # server that does not answer is killed, so a failing test cannot hang the suite.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(lsp.shutdown_session(), 30)
+        process = lsp._server  # pygls keeps the process private; stop() waits for its exit
+        if process is not None and process.returncode is None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(process.wait(), 10)
+            if process.returncode is None:
+                process.kill()
         await lsp.stop()
 
 
