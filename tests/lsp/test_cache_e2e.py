@@ -4,9 +4,11 @@ in a temporary directory (never the user's)."""
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import io
 import json
+import shutil
 import sys
 import tempfile
 from collections.abc import AsyncIterator
@@ -75,6 +77,7 @@ DATABASE = """class Database:
 CALC = "def area(width, height):\n    return "
 
 SHARED_CACHE = Path(tempfile.mkdtemp(prefix="flashcode-cache-e2e-"))
+atexit.register(shutil.rmtree, SHARED_CACHE, True)  # the module's server is gone by then
 
 
 def cache_options(directory: Path, **cache: Any) -> dict[str, Any]:
