@@ -44,9 +44,10 @@ function lineOf(start) {
   return MODULE.split("\n").findIndex((l) => l.startsWith(start)) + 1;
 }
 
+/** The project's interpreter: the active venv, else ./.venv, else python3 from PATH. */
 function pythonOnPath() {
-  const venv = join(ROOT, ".venv", "bin", "python");
-  return existsSync(venv) ? venv : "python3";
+  const candidates = [process.env.VIRTUAL_ENV, join(ROOT, ".venv")].filter(Boolean).map((v) => join(v, "bin", "python"));
+  return candidates.find((p) => existsSync(p)) ?? "python3";
 }
 
 async function waitFor(probe, what, timeout = 30_000, interval = 100) {
@@ -315,8 +316,12 @@ test("the status bar reports the server ready with its model and device", async 
     LOAD_TIMEOUT,
   );
   assert.doesNotMatch(text, /error|stopped/, codeServerLog.slice(-3000));
-  const tooltip = await page.locator("[id$='flashcode.status']").first().getAttribute("aria-label");
-  assert.ok(tooltip === null || tooltip.includes("flashcode"));
+  // Hovering shows the model and the device the server reported.
+  await page.locator("[id$='flashcode.status']").first().hover();
+  const hover = page.locator(".monaco-hover, .workbench-hover", { hasText: "device" }).first();
+  await hover.waitFor({ timeout: 30_000 });
+  assert.match(await hover.innerText(), /model: \S+[\s\S]*device: cpu/);
+  await page.mouse.move(600, 300);
 });
 
 test("ghost text appears while typing and Tab accepts it", async () => {
@@ -378,6 +383,14 @@ test("Generate Unit Tests from the command palette writes a test file", async ()
     1000,
   );
   assert.match(written[1], /area/, `${written[0]} tests the function under the cursor`);
+});
+
+test("the editor's context menu offers Generate Unit Tests", async () => {
+  await openFile("geometry.py");
+  await page.locator(".monaco-editor .view-lines").first().click({ button: "right" });
+  const item = page.locator(".monaco-menu .action-item", { hasText: "Generate Unit Tests" }).first();
+  await item.waitFor({ timeout: 30_000 });
+  await page.keyboard.press("Escape");
 });
 
 test("the Insert docstring quick fix adds a docstring", async () => {
