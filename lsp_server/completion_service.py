@@ -125,7 +125,11 @@ class CompletionService:
         text = postprocess(
             result.text,
             PostprocessContext(
-                prefix=prefix, suffix=suffix, multiline=prompt.multiline, language=language
+                prefix=prefix,
+                suffix=suffix,
+                multiline=prompt.multiline,
+                language=language,
+                stop_strings=prompt.stop_strings,
             ),
         )
         ticket.store(result.text, text, result.finish_reason)

@@ -43,6 +43,8 @@ def register(server: FlashcodeServer) -> None:
             ]
         )
 
+    # pygls reads a command's type hints at run time, where FlashcodeServer (imported only for
+    # type checking) is not defined: the handler closes over `server` instead of naming it.
     @server.command(ACCEPT_COMMAND)
-    def accept(ls: FlashcodeServer, suggestion_id: str) -> bool:
-        return ls.completions.accepted(suggestion_id)
+    def accept(suggestion_id: str) -> bool:
+        return server.completions.accepted(suggestion_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import tempfile
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,9 +17,11 @@ from tests.conftest import ROOT
 
 
 def server_config(*extra_args: str, env: dict[str, str] | None = None) -> ClientServerConfig:
+    """A server of the checkout, with a cache of its own: never the user's ~/.cache."""
+    cache = tempfile.mkdtemp(prefix="flashcode-e2e-cache-")
     return ClientServerConfig(
         server_command=[sys.executable, "-m", "lsp_server", *extra_args],
-        server_env={"PYTHONPATH": str(ROOT), **(env or {})},
+        server_env={"PYTHONPATH": str(ROOT), "FLASHCODE_CACHE__DIRECTORY": cache, **(env or {})},
     )
 
 
