@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import re
 from collections.abc import Mapping
@@ -18,6 +19,8 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 import platformdirs
+
+log = logging.getLogger(__name__)
 
 DEVICES = ("auto", "cpu", "cuda")
 LOG_LEVELS = ("error", "warning", "info", "debug")
@@ -216,6 +219,14 @@ def merge(
     for layer in layers:
         if layer:
             apply(settings, unwrap_section(layer), problems)
-    apply(settings, env_overrides(environ), problems, "FLASHCODE_")
+    # Other tools share the FLASHCODE_ prefix (test harnesses, wrappers): a name we do not know
+    # there goes to the log, not to the editor.
+    from_env: list[str] = []
+    apply(settings, env_overrides(environ), from_env, "FLASHCODE_")
+    for problem in from_env:
+        if problem.startswith("unknown setting"):
+            log.info("environment: %s", problem)
+        else:
+            problems.append(problem)
     problems.extend(_validate(settings))
     return settings, problems

@@ -64,3 +64,12 @@ def test_language_filter() -> None:
     assert Settings().language_enabled("python")
     only_rust = Settings(enabled_languages=["rust"])
     assert only_rust.language_enabled("rust") and not only_rust.language_enabled("python")
+
+
+def test_unknown_environment_names_are_not_reported_to_the_editor(tmp_path: Path) -> None:
+    settings, problems = merge(
+        environ={"FLASHCODE_TEST_MODEL": "/m", "FLASHCODE_MAX_NEW_TOKENS": "many"},
+        config_file=tmp_path / "none.json",
+    )
+    assert settings.max_new_tokens == Settings().max_new_tokens
+    assert len(problems) == 1 and "maxNewTokens" in problems[0]  # a bad value still is
