@@ -82,6 +82,7 @@ async def replay(args: argparse.Namespace) -> dict[str, Any]:
     rng = random.Random(args.seed)
     line, character = start_line, 0
     latencies: list[float] = []
+    suggestion_latencies: list[float] = []
     cancelled = answered = empty = 0
     pending: asyncio.Future[Any] | None = None
     tasks: list[asyncio.Task[None]] = []
@@ -93,10 +94,13 @@ async def replay(args: argparse.Namespace) -> dict[str, Any]:
         except JsonRpcRequestCancelled:
             cancelled += 1
             return
-        latencies.append((time.perf_counter() - sent) * 1000)
+        latency = (time.perf_counter() - sent) * 1000
+        latencies.append(latency)
         answered += 1
         items = result.items if isinstance(result, types.InlineCompletionList) else (result or [])
         empty += not items
+        if items:
+            suggestion_latencies.append(latency)
 
     for version, char in enumerate(typed, start=1):
         position = types.Position(line=line, character=character)
@@ -147,6 +151,11 @@ async def replay(args: argparse.Namespace) -> dict[str, Any]:
         "latency_p50_ms": round(percentile(latencies, 0.5), 1),
         "latency_p95_ms": round(percentile(latencies, 0.95), 1),
         "latency_mean_ms": round(statistics.fmean(latencies), 1) if latencies else None,
+        # An empty answer is often quick (the model stopped at once): the latency of answers
+        # that showed something is reported on its own.
+        "with_suggestion": len(suggestion_latencies),
+        "suggestion_latency_p50_ms": round(percentile(suggestion_latencies, 0.5), 1),
+        "suggestion_latency_p95_ms": round(percentile(suggestion_latencies, 0.95), 1),
         "inter_key_delay_ms": [args.min_delay_ms, args.max_delay_ms],
     }
 
