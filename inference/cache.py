@@ -162,8 +162,9 @@ class _Counters:
 
     def summary(self) -> dict[str, Any]:
         hits = sum(self.hits.values())
-        # Every lookup starts at the exact layer; a pattern lookup follows each exact miss.
-        lookups = self.hits["exact"] + self.misses["exact"]
+        # A lookup ends at a pattern hit, or goes on to the exact layer (which files without a
+        # grammar reach directly): each is counted once.
+        lookups = self.hits["pattern"] + self.hits["exact"] + self.misses["exact"]
         result: dict[str, Any] = {
             layer: {"hits": self.hits[layer], "misses": self.misses[layer]} for layer in LAYERS
         }

@@ -1,10 +1,10 @@
 """The cache step of an inline completion, between the prompt and the model.
 
-An exact hit (same model, settings and prompt ids) is the model's own earlier answer, post-processed
-for the cursor as it is now. Otherwise a CRUD pattern hit: the code before the cursor is an
+First a CRUD pattern hit, asked before the prompt is built: the code before the cursor is an
 instance of a pattern already completed for another entity, and the stored completion, written
-out for this entity, passed the checks of prompts.patterns.complete. Otherwise the model runs and
-its answer is stored for both layers.
+out for this entity, passed the checks of prompts.patterns.complete. Then an exact hit (same
+model, settings and prompt ids): the model's own earlier answer, post-processed for the cursor as
+it is now. Otherwise the model runs and its answer is stored for both layers.
 
 Before each lookup the open documents are mined for patterns (only the parts that changed), so
 code the user wrote in one class teaches the next one. Files that look secret are never read for
@@ -118,6 +118,44 @@ class CompletionCacheStep:
 
     # -- one completion ------------------------------------------------------------------------
     @_miss_on_error
+    def lookup_pattern(
+        self,
+        document: Document,
+        offset: int,
+        open_documents: Sequence[Document],
+        multiline: bool,
+        settings: CacheSettings,
+    ) -> CacheTicket:
+        """A pattern hit, asked before any prompt is built: it needs no token ids, and building
+        the prompt is most of the time a hit would otherwise cost. Never raises."""
+        started = time.perf_counter()
+        self.configure(settings)
+        cache = self.cache
+        globs = (*DEFAULT_SECRET_GLOBS, *settings.exclude_globs)
+        language = _grammar(document)
+        if cache is None or language is None or _secret(document, globs):
+            return CacheTicket()
+        others = [d for d in open_documents if not _secret(d, globs)]
+        self._learn(cache, document, offset, others, language)
+        site = site_at(document.text, offset, language)
+        stored = cache.get_patterns(site.key) if site is not None else []
+        if site is not None and stored:
+            candidates = [PatternExample(site.key, lines, origin) for lines, origin in stored]
+            instance = complete(
+                site,
+                candidates,
+                text=document.text,
+                offset=offset,
+                multiline=multiline,
+                other_texts=[d.text for d in others],
+            )
+            if instance is not None:
+                return self._hit(cache, "pattern", instance, started)
+            cache.record_rejected(len(candidates))
+        cache.record("pattern", False)
+        return CacheTicket()
+
+    @_miss_on_error
     def lookup(
         self,
         document: Document,
@@ -128,17 +166,15 @@ class CompletionCacheStep:
         fingerprint: str,
         settings: CacheSettings,
     ) -> CacheTicket:
-        """A hit, or a miss ticket whose `store` keeps the model's answer. Never raises."""
+        """An exact hit, or a miss ticket whose `store` keeps the model's answer (for both
+        layers). Asked after `lookup_pattern` missed. Never raises."""
         started = time.perf_counter()
         self.configure(settings)
         cache = self.cache
         globs = (*DEFAULT_SECRET_GLOBS, *settings.exclude_globs)
         if cache is None or _secret(document, globs):
             return CacheTicket()
-        others = [d for d in open_documents if not _secret(d, globs)]
         language = _grammar(document)
-        if language is not None:
-            self._learn(cache, document, offset, others, language)
         key = exact_key(fingerprint, request)
         raw = cache.get_exact(key) if key else None
         if raw is not None:
@@ -154,23 +190,6 @@ class CompletionCacheStep:
             )
             return self._hit(cache, "exact", text, started)
         cache.record("exact", False)
-        if language is not None:
-            site = site_at(document.text, offset, language)
-            stored = cache.get_patterns(site.key) if site is not None else []
-            if site is not None and stored:
-                candidates = [PatternExample(site.key, lines, origin) for lines, origin in stored]
-                instance = complete(
-                    site,
-                    candidates,
-                    text=document.text,
-                    offset=offset,
-                    multiline=prompt.multiline,
-                    other_texts=[d.text for d in others],
-                )
-                if instance is not None:
-                    return self._hit(cache, "pattern", instance, started)
-                cache.record_rejected(len(candidates))
-        cache.record("pattern", False)
         # A snippet of a secret file in the prompt would end up in the stored answer.
         secrets = [d for d in open_documents if _secret(d, globs)]
         if secrets and _quotes_any(prompt.snippets, secrets):

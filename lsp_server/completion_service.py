@@ -20,7 +20,7 @@ from prompts.budget import build_completion_prompt
 from prompts.context import Document
 from prompts.fim import select_template
 from prompts.postprocess import PostprocessContext, postprocess
-from prompts.syntax import SUPPORTED_LANGUAGES, language_of, scope_at
+from prompts.syntax import SUPPORTED_LANGUAGES, language_of, scope_at, wants_multiline
 from prompts.typeahead import ShownSuggestion, remaining_suggestion
 
 log = logging.getLogger(__name__)
@@ -89,11 +89,23 @@ class CompletionService:
             return None
         engine = router.primary
         language = language_of(document.language_id, document.path) or document.language_id
+        multiline = wants_multiline(document.text, offset, language)
+        pattern = self.cache.lookup_pattern(
+            document, offset, open_documents, multiline, settings.cache
+        )
+        if pattern.layer is not None:
+            return self._cache_answer(document.uri, prefix, suffix, pattern.text, started)
         template = select_template(engine.tokenizer.special_tokens, settings.fim_template or None)
         # The prompt and the answer share the model's window.
         budget = min(settings.context_budget, engine.max_length - settings.max_new_tokens - 1)
         prompt = build_completion_prompt(
-            document, offset, open_documents, engine.tokenizer, template, budget
+            document,
+            offset,
+            open_documents,
+            engine.tokenizer,
+            template,
+            budget,
+            multiline=multiline,
         )
         if language in SUPPORTED_LANGUAGES:
             complexity = scope_at(document.text, offset, language).complexity
@@ -117,10 +129,7 @@ class CompletionService:
             settings.cache,
         )
         if ticket.layer is not None:
-            if not ticket.text:
-                self.stats.empty += 1
-                return None
-            return self._answer(document.uri, prefix, suffix, ticket.text, "cache", started)
+            return self._cache_answer(document.uri, prefix, suffix, ticket.text, started)
         result = await engine.generate(request)
         text = postprocess(
             result.text,
@@ -148,6 +157,14 @@ class CompletionService:
             self.stats.last_latency_ms = (time.perf_counter() - started) * 1000
             return None
         return self._answer(document.uri, prefix, suffix, text, "model", started)
+
+    def _cache_answer(
+        self, uri: str, prefix: str, suffix: str, text: str | None, started: float
+    ) -> Suggestion | None:
+        if not text:
+            self.stats.empty += 1
+            return None
+        return self._answer(uri, prefix, suffix, text, "cache", started)
 
     def _answer(
         self,

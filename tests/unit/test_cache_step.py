@@ -84,13 +84,13 @@ def test_an_open_document_teaches_a_pattern_that_answers_without_the_model(
 ) -> None:
     step, settings = step_in(tmp_path)
     orders = doc("orders.py", ORDERS)
-    ticket = step.lookup(
-        orders, len(ORDERS), [doc("users.py", USERS)], prompt(), request(), "m", settings
+    ticket = step.lookup_pattern(
+        orders, len(ORDERS), [doc("users.py", USERS)], prompt().multiline, settings
     )
     assert (ticket.layer, ticket.text) == ("pattern", "self.db = db")
     stats = step.stats()
     assert stats["session"]["pattern"]["hits"] == 1
-    assert stats["session"]["exact"]["misses"] == 1
+    assert stats["session"]["exact"]["misses"] == 0  # a pattern hit needs no prompt
     step.close()
 
 
@@ -99,9 +99,10 @@ def test_nothing_is_learned_looked_up_or_stored_for_a_secret_file(tmp_path: Path
     secret = doc("secrets.py", USERS + "\nAPI_TOKEN = 'tok-123456789'\n")
     orders = doc("orders.py", ORDERS)
     # The secret file is open, but its code teaches nothing...
-    ticket = step.lookup(orders, len(ORDERS), [secret], prompt(), request(), "m", settings)
+    ticket = step.lookup_pattern(orders, len(ORDERS), [secret], prompt().multiline, settings)
     assert ticket.layer is None
     # ...and completions inside it are neither looked up nor stored.
+    assert step.lookup_pattern(secret, len(secret.text), [], False, settings).layer is None
     inside = step.lookup(secret, len(secret.text), [], prompt(), request(), "m", settings)
     inside.store("print(API_TOKEN)", "print(API_TOKEN)", "stop")
     again = step.lookup(secret, len(secret.text), [], prompt(), request(), "m", settings)

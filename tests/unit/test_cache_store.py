@@ -165,14 +165,14 @@ def test_a_directory_that_cannot_be_created_leaves_the_cache_off_not_broken(tmp_
 
 def test_hits_misses_and_latency_are_counted_and_kept_across_restarts(tmp_path: Path) -> None:
     cache = open_cache(tmp_path / "c")
+    cache.record("pattern", True, 2.0)  # 1: a pattern hit
+    cache.record("pattern", False)  # 2: both layers miss
     cache.record("exact", False)
-    cache.record("pattern", True, 2.0)
-    cache.record("exact", False)
-    cache.record("pattern", False)
+    cache.record("pattern", False)  # 3: an exact hit after a pattern miss
     cache.record("exact", True, 4.0)
     session = cache.stats()["session"]
-    assert session["exact"] == {"hits": 1, "misses": 2, "stored": 0}
-    assert session["pattern"]["hits"] == 1 and session["pattern"]["misses"] == 1
+    assert session["exact"] == {"hits": 1, "misses": 1, "stored": 0}
+    assert session["pattern"]["hits"] == 1 and session["pattern"]["misses"] == 2
     assert session["lookups"] == 3 and session["hitRate"] == pytest.approx(2 / 3, abs=1e-3)
     assert session["hitLatencyMs"]["p50"] == 3.0
     cache.close()
