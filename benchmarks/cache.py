@@ -43,6 +43,7 @@ from typing import Any
 from lsprotocol import types
 from pygls.lsp.client import LanguageClient
 
+from benchmarks.server import BenchServer
 from inference.router import default_model_dir
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -439,27 +440,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     overrides["contextBudget"] = args.context_budget or default_budget(args.model)
     if args.max_new_tokens:
         overrides["maxNewTokens"] = args.max_new_tokens
-    client = LanguageClient("flashcode-bench-cache", "1")
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-    }
-    await client.start_io(
-        sys.executable,
-        "-m",
-        "lsp_server",
-        "--model",
-        str(args.model),
-        "--log-level",
-        "warning",
-        env=env,
-    )
-    ready = asyncio.Event()
-
-    @client.feature("flashcode/status")
-    def on_status(_: LanguageClient, params: Any) -> None:
-        if getattr(params, "state", None) == "ready":
-            ready.set()
+    server = BenchServer("flashcode-bench-cache")
+    client = await server.start(args.model)
 
     @client.feature(types.WINDOW_SHOW_MESSAGE)
     def on_message(_: LanguageClient, params: types.ShowMessageParams) -> None:
@@ -474,7 +456,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         )
     )
     client.initialized(types.InitializedParams())
-    await asyncio.wait_for(ready.wait(), 300)
+    await server.wait_ready()
 
     session = Session(client, workspace, cache_dir, overrides)
     session.open("models.py", models_file(entities))

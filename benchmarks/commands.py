@@ -42,6 +42,7 @@ from typing import Any
 from lsprotocol import types
 from pygls.lsp.client import LanguageClient
 
+from benchmarks.server import BenchServer
 from inference.router import default_model_dir
 from lsp_server.testgen import definition_near
 from prompts.docstrings import doc_fields, documented_parameters, fallback_description
@@ -225,22 +226,9 @@ def _p50(values: list[float]) -> float | None:
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     workspace = Path(tempfile.mkdtemp(prefix="flashcode-bench-commands-")) / "sample_project"
     shutil.copytree(SAMPLE, workspace, ignore=shutil.ignore_patterns("__pycache__"))
-    client = LanguageClient("flashcode-bench-commands", "1")
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-    }
-    await client.start_io(
-        sys.executable, "-m", "lsp_server", "--model", str(args.model), "--log-level", "warning",
-        env=env,
-    )  # fmt: skip
-    ready = asyncio.Event()
+    server = BenchServer("flashcode-bench-commands")
+    client = await server.start(args.model)
     tally = Tally()
-
-    @client.feature("flashcode/status")
-    def on_status(_: LanguageClient, params: Any) -> None:
-        if getattr(params, "state", None) == "ready":
-            ready.set()
 
     @client.feature(types.WINDOW_SHOW_MESSAGE)
     def on_message(_: LanguageClient, params: types.ShowMessageParams) -> None:
@@ -262,7 +250,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         )
     )
     client.initialized(types.InitializedParams())
-    await asyncio.wait_for(ready.wait(), 300)
+    await server.wait_ready()
     started = time.perf_counter()
     all_targets = targets(workspace)
     functions = [t for t in all_targets if t.kind in ("function", "method")]

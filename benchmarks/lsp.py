@@ -13,15 +13,14 @@ import asyncio
 import json
 import random
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcRequestCancelled
-from pygls.lsp.client import LanguageClient
 
+from benchmarks.server import BenchServer
 from inference.router import default_model_dir
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,17 +50,8 @@ async def replay(args: argparse.Namespace) -> dict[str, Any]:
     typed = "".join(lines[start_line:])[: args.keystrokes]
     after = "".join(lines[start_line:])[args.keystrokes :] if args.with_suffix else ""
 
-    client = LanguageClient("flashcode-bench", "1")
-    await client.start_io(
-        sys.executable, "-m", "lsp_server", "--model", str(args.model), "--log-level", "warning"
-    )
-    ready = asyncio.Event()
-
-    @client.feature("flashcode/status")
-    def on_status(_: LanguageClient, params: Any) -> None:
-        if getattr(params, "state", None) == "ready":
-            ready.set()
-
+    server = BenchServer("flashcode-bench-lsp")
+    client = await server.start(args.model)
     await client.initialize_async(
         types.InitializeParams(
             capabilities=types.ClientCapabilities(),
@@ -69,7 +59,7 @@ async def replay(args: argparse.Namespace) -> dict[str, Any]:
         )
     )
     client.initialized(types.InitializedParams())
-    await asyncio.wait_for(ready.wait(), 120)
+    await server.wait_ready()
 
     uri = source.resolve().as_uri()
     client.text_document_did_open(

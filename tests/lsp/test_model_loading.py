@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest_lsp
@@ -15,14 +16,20 @@ from tests.lsp.harness import end_of, inline_completion, open_document, server_c
 CODE = "def greet(name):\n    return "
 
 
-@pytest_lsp.fixture(config=server_config("--model", str(e2e_model_dir())))
-async def fresh(lsp_client: LanguageClient) -> Any:
+async def session(lsp_client: LanguageClient) -> AsyncIterator[None]:
+    """initialize with Neovim's capabilities, watching flashcode/status; shut down after."""
     lsp_client.status = watch_status(lsp_client)  # type: ignore[attr-defined]
     await lsp_client.initialize_session(
         types.InitializeParams(capabilities=client_capabilities("neovim"))
     )
     yield
     await lsp_client.shutdown_session()
+
+
+@pytest_lsp.fixture(config=server_config("--model", str(e2e_model_dir())))
+async def fresh(lsp_client: LanguageClient) -> Any:
+    async for _ in session(lsp_client):
+        yield
 
 
 async def test_request_before_the_model_is_ready_gets_an_empty_answer_quickly(
@@ -41,12 +48,8 @@ async def test_request_before_the_model_is_ready_gets_an_empty_answer_quickly(
 
 @pytest_lsp.fixture(config=server_config("--model", "/nonexistent/flashcode-model"))
 async def broken(lsp_client: LanguageClient) -> Any:
-    lsp_client.status = watch_status(lsp_client)  # type: ignore[attr-defined]
-    await lsp_client.initialize_session(
-        types.InitializeParams(capabilities=client_capabilities("neovim"))
-    )
-    yield
-    await lsp_client.shutdown_session()
+    async for _ in session(lsp_client):
+        yield
 
 
 async def test_a_model_that_fails_to_load_is_reported_and_the_server_keeps_serving(
