@@ -108,8 +108,10 @@ def run_python(program: str, timeout_s: float) -> bool:
     return done.returncode == 0
 
 
-def humaneval_rows(kind: str, limit: int | None) -> list[dict[str, Any]]:
-    path = HUMANEVAL_DIR / f"HumanEval-{kind}LineInfilling.jsonl.gz"
+def humaneval_rows(
+    kind: str, limit: int | None, data: Path = HUMANEVAL_DIR
+) -> list[dict[str, Any]]:
+    path = data / f"HumanEval-{kind}LineInfilling.jsonl.gz"
     with gzip.open(path, "rt", encoding="utf-8") as handle:
         rows = [json.loads(line) for line in handle]
     if limit and limit < len(rows):
@@ -119,9 +121,9 @@ def humaneval_rows(kind: str, limit: int | None) -> list[dict[str, Any]]:
 
 
 def score_humaneval(
-    engine: Engine, kind: str, limit: int | None, timeout_s: float
+    engine: Engine, kind: str, limit: int | None, timeout_s: float, data: Path
 ) -> dict[str, Any]:
-    rows = humaneval_rows(kind, limit)
+    rows = humaneval_rows(kind, limit, data)
     multiline = kind == "Multi"
     tasks = [Infill(r["prompt"], r["suffix"], multiline) for r in rows]
     started = time.perf_counter()
@@ -161,8 +163,8 @@ def score_humaneval(
 def humaneval(args: argparse.Namespace) -> dict[str, Any]:
     engine = Engine.load(args.model, EngineOptions())
     try:
-        single = score_humaneval(engine, "Single", args.limit_single, args.timeout)
-        multi = score_humaneval(engine, "Multi", args.limit_multi, args.timeout)
+        single = score_humaneval(engine, "Single", args.limit_single, args.timeout, args.data)
+        multi = score_humaneval(engine, "Multi", args.limit_multi, args.timeout, args.data)
     finally:
         engine.close()
     return {
@@ -264,6 +266,9 @@ def main(argv: list[str]) -> int:
     he.add_argument("--limit-single", type=int, default=None, help="tasks (default: all 1,033)")
     he.add_argument("--limit-multi", type=int, default=1000, help="tasks, evenly spread (of 5,815)")
     he.add_argument("--timeout", type=float, default=10.0, help="seconds per test run")
+    he.add_argument(
+        "--data", type=Path, default=HUMANEVAL_DIR, help="the human-eval-infilling files"
+    )
     nl = sub.add_parser("nextline")
     nl.add_argument("--samples", type=int, default=1000)
     ag = sub.add_parser("agreement")
