@@ -303,7 +303,8 @@ def build_completion_prompt(
     `repo_level=True` writes other files' snippets as files separated by the template's file
     separator (the repository-level format Qwen2.5-Coder and StarCoder2 were trained on); the
     default writes them as comments, which any model reads, including ones trained on plain
-    file-level FIM. `multiline` overrides the syntax-based choice of a one-line or a block answer.
+    file-level FIM. With nothing but blanks after the cursor the prompt is plain code, without FIM
+    tokens. `multiline` overrides the syntax-based choice of a one-line or a block answer.
     """
     prefix_full, suffix_full = split_at_cursor(document.text, offset)
     # Spaces typed before the cursor are left out of the prompt: BPE vocabularies fold a space
@@ -354,6 +355,9 @@ def build_completion_prompt(
     if len(suffix) < len(suffix_full) and room > len(suffix_ids):
         suffix, suffix_ids = keep_start(suffix_full, room, tokenizer)
 
+    # Nothing after the cursor: plain left-to-right code, no FIM tokens. Every code model reads
+    # that, and a small model reads it better than a FIM prompt with an empty suffix.
+    plain = not as_files and not suffix_full.strip()
     ids: list[int] = [bos] if bos is not None else []
     parts: list[str] = [template.bos_token or ""] if bos is not None else []
     if as_files:
@@ -368,14 +372,19 @@ def build_completion_prompt(
             ids += [file_sep, *head_ids, pre]
             parts += [template.file_sep_token, head, template.prefix_token]
     else:
-        ids += [pre, *head_ids]
-        parts += [template.prefix_token, head]
+        if not plain:
+            ids.append(pre)
+            parts.append(template.prefix_token)
+        ids += head_ids
+        parts.append(head)
         for rendered, snippet_ids in zip(context.snippets, context.snippet_ids, strict=True):
             ids += snippet_ids
             parts.append(rendered)
-    ids += [*context.import_ids, *prefix_ids, suf, *suffix_ids, mid]
-    parts += [_imports_block(context.imports), prefix, template.suffix_token, suffix]
-    parts.append(template.middle_token)
+    ids += [*context.import_ids, *prefix_ids]
+    parts += [_imports_block(context.imports), prefix]
+    if not plain:
+        ids += [suf, *suffix_ids, mid]
+        parts += [template.suffix_token, suffix, template.middle_token]
 
     if multiline is None:
         multiline = wants_multiline(document.text, offset, language)

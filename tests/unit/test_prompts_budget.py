@@ -209,7 +209,7 @@ def test_snippets_are_the_first_thing_dropped_when_room_is_short() -> None:
 def test_special_token_text_in_the_document_stays_text() -> None:
     tokenizer = FakeTokenizer()
     text = 'TEMPLATE = "<|fim_prefix|>{prefix}<|fim_suffix|>"\n\n\ndef render():\n    '
-    prompt = build(text, len(text), tokenizer)
+    prompt = build(text + "pass\n", len(text), tokenizer)
     pre, suf = ids_of(tokenizer, "<|fim_prefix|>", "<|fim_suffix|>")
     assert prompt.token_ids.count(pre) == 1 and prompt.token_ids.count(suf) == 1
 
@@ -219,7 +219,7 @@ def test_special_token_text_stays_text_with_the_real_tokenizer() -> None:
     if tokenizer is None:
         pytest.skip("no fixture model")
     text = 'TEMPLATE = "<|fim_prefix|>{prefix}<|endoftext|>"\n'
-    prompt = build(text, len(text), tokenizer)
+    prompt = build(text + "print(TEMPLATE)\n", len(text), tokenizer)
     pre, eot = ids_of(tokenizer, "<|fim_prefix|>", "<|endoftext|>")
     assert prompt.token_ids.count(pre) == 1
     assert eot not in prompt.token_ids
@@ -306,7 +306,7 @@ def test_families_that_need_a_start_token_get_it_first(
     specials: tuple[str, ...], start: str
 ) -> None:
     tokenizer = FakeTokenizer(specials)
-    prompt = build("x = 1\n", 5, tokenizer, template=select_template(specials))
+    prompt = build("x = 1\ny = 2\n", 5, tokenizer, template=select_template(specials))
     assert prompt.text.startswith(start)
     assert len(prompt.token_ids) == len(
         tokenizer.encode("".join(_texts(prompt, specials)))
@@ -337,3 +337,12 @@ def test_spaces_typed_before_the_cursor_are_left_to_the_model() -> None:
     assert prompt.prefix.endswith("    return")
     blank = "class Stack:\n    def push(self, item):\n        "
     assert build(blank, len(blank), FakeTokenizer()).prefix.endswith("item):\n")
+
+
+def test_nothing_after_the_cursor_gives_a_plain_prompt_without_fim_tokens() -> None:
+    tokenizer = FakeTokenizer()
+    text = "items = []\nfor item in data:\n    items."
+    prompt = build(text + "\n\n", len(text), tokenizer)
+    fim = ids_of(tokenizer, "<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>")
+    assert not set(fim) & set(prompt.token_ids)
+    assert prompt.text == prompt.header + text
