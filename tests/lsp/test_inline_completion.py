@@ -24,7 +24,10 @@ from tests.lsp.harness import (
     watch_status,
 )
 
-FIB = "def fibonacci(n):\n    if n < 2:\n        return n\n    return "
+REPR = (
+    "class User:\n    def __init__(self, name):\n        self.name = name\n\n"
+    "    def __repr__(self):\n        return "
+)
 
 
 @pytest_lsp.fixture(config=server_config("--model", str(e2e_model_dir())), scope="module")
@@ -61,13 +64,13 @@ async def test_model_loaded_reports_progress_and_status(client: LanguageClient) 
 
 
 async def test_python_completion_is_valid_code(client: LanguageClient) -> None:
-    uri = open_document(client, "/tmp/flashcode-e2e/fib.py", FIB)
-    items = await inline_completion(client, uri, end_of(FIB))
+    uri = open_document(client, "/tmp/flashcode-e2e/fib.py", REPR)
+    items = await inline_completion(client, uri, end_of(REPR))
     assert len(items) == 1
     text = items[0].insert_text
     assert isinstance(text, str) and text.strip(), "the model offered nothing"
     assert "\n" not in text.strip(), "mid-line completion should be one line"
-    ast.parse(FIB + text)  # what the user would accept must be valid Python
+    ast.parse(REPR + text)  # what the user would accept must be valid Python
     assert items[0].command is not None and items[0].command.command == "flashcode.acceptCompletion"
     accepted = await client.workspace_execute_command_async(
         types.ExecuteCommandParams(
@@ -80,7 +83,10 @@ async def test_python_completion_is_valid_code(client: LanguageClient) -> None:
 async def test_typing_the_suggestion_offers_the_rest_without_the_model(
     client: LanguageClient,
 ) -> None:
-    text = "import os\n\n\ndef read_lines(path):\n    with open(path) as handle:\n        return "
+    text = (
+        "class Account:\n    def __init__(self, owner):\n        self.owner = owner\n\n"
+        "    def __str__(self):\n        return "
+    )
     uri = open_document(client, "/tmp/flashcode-e2e/typeahead.py", text)
     items = await inline_completion(client, uri, end_of(text))
     suggestion = items[0].insert_text
@@ -101,7 +107,7 @@ async def test_typing_the_suggestion_offers_the_rest_without_the_model(
     rest = await inline_completion(client, uri, end_of(text + typed))
     after = await client.protocol.send_request_async("flashcode/stats", {})
     assert [item.insert_text for item in rest] == [suggestion[2:]]
-    typeahead = lambda stats: stats.completions.bySource.get("typeahead", 0)  # noqa: E731
+    typeahead = lambda stats: as_dict(stats)["completions"]["bySource"].get("typeahead", 0)  # noqa: E731
     assert typeahead(after) == typeahead(before) + 1
 
 
@@ -154,7 +160,10 @@ async def test_a_cancelled_request_is_answered_as_cancelled_and_stops_its_model_
 
 async def test_two_open_documents_each_get_their_own_completion(client: LanguageClient) -> None:
     helpers = "def parse_port(value):\n    return int(value.strip())\n"
-    user = "from helpers import parse_port\n\nport = "
+    user = (
+        "import sys\n\nfrom helpers import parse_port\n\n\n"
+        "def main(argv):\n    port = parse_port(argv[1])\n    print("
+    )
     helpers_uri = open_document(client, "/tmp/flashcode-e2e/helpers.py", helpers)
     user_uri = open_document(client, "/tmp/flashcode-e2e/user.py", user)
     in_user = await inline_completion(client, user_uri, end_of(user))
@@ -168,7 +177,7 @@ async def test_two_open_documents_each_get_their_own_completion(client: Language
 async def test_disabling_a_language_in_settings_stops_its_completions(
     client: LanguageClient,
 ) -> None:
-    uri = open_document(client, "/tmp/flashcode-e2e/settings.py", FIB)
+    uri = open_document(client, "/tmp/flashcode-e2e/settings.py", REPR)
     client.workspace_did_change_configuration(
         types.DidChangeConfigurationParams(settings={"flashcode": {"enabledLanguages": ["rust"]}})
     )
@@ -177,18 +186,18 @@ async def test_disabling_a_language_in_settings_stops_its_completions(
         "flashcode/stats", {}
     )  # a round trip: the change is applied
     assert stats is not None
-    assert await inline_completion(client, uri, end_of(FIB)) == []
+    assert await inline_completion(client, uri, end_of(REPR)) == []
     client.workspace_did_change_configuration(
         types.DidChangeConfigurationParams(settings={"flashcode": {"enabledLanguages": ["*"]}})
     )
     await client.protocol.send_request_async("flashcode/stats", {})
-    assert await inline_completion(client, uri, end_of(FIB))
+    assert await inline_completion(client, uri, end_of(REPR))
 
 
 async def test_bad_positions_get_empty_answers_and_the_server_keeps_serving(
     client: LanguageClient,
 ) -> None:
-    uri = open_document(client, "/tmp/flashcode-e2e/bad.py", FIB)
+    uri = open_document(client, "/tmp/flashcode-e2e/bad.py", REPR)
     assert await inline_completion(client, uri, types.Position(line=400, character=0)) == []
     assert await inline_completion(client, uri, types.Position(line=1, character=300)) == []
     unknown = "file:///tmp/flashcode-e2e/never-opened.py"
@@ -203,7 +212,7 @@ async def test_bad_positions_get_empty_answers_and_the_server_keeps_serving(
                 "context": {"triggerKind": 1},
             },
         )
-    assert await inline_completion(client, uri, end_of(FIB))
+    assert await inline_completion(client, uri, end_of(REPR))
 
 
 async def test_unusable_settings_are_reported_and_replaced_by_defaults(
@@ -223,5 +232,5 @@ async def test_unusable_settings_are_reported_and_replaced_by_defaults(
     warning = client.messages[-1]
     assert warning.type == types.MessageType.Warning
     assert "maxNewTokens" in warning.message and "device" in warning.message
-    uri = open_document(client, "/tmp/flashcode-e2e/after-bad-settings.py", FIB)
-    assert await inline_completion(client, uri, end_of(FIB))
+    uri = open_document(client, "/tmp/flashcode-e2e/after-bad-settings.py", REPR)
+    assert await inline_completion(client, uri, end_of(REPR))
