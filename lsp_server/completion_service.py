@@ -6,6 +6,7 @@ inline completion and classic completion, and `flashcode complete`, all call `su
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -130,7 +131,11 @@ class CompletionService:
         )
         if ticket.layer is not None:
             return self._cache_answer(document.uri, prefix, suffix, ticket.text, started)
-        result = await engine.generate(request)
+        try:
+            result = await engine.generate(request)
+        except asyncio.CancelledError:  # $/cancelRequest: the engine drops it at its next step
+            self.stats.cancelled += 1
+            raise
         text = postprocess(
             result.text,
             PostprocessContext(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -59,7 +58,6 @@ class ModelManager:
         self.pro: ModelRouter | None = None
         self.load_seconds = 0.0
         self._on_change = on_change
-        self._lock = threading.Lock()
         self._generation = 0  # bumps on every reload so a slow stale load cannot win
 
     @property
@@ -80,9 +78,8 @@ class ModelManager:
         spec = ModelSpec.from_settings(settings)
         if spec == self.spec and self.state is not ModelState.ERROR:
             return
-        with self._lock:
-            self._generation += 1
-            generation = self._generation
+        self._generation += 1  # on the event loop: no other writer
+        generation = self._generation
         self.spec = spec
         self.state = ModelState.LOADING
         self.error = ""

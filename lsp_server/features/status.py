@@ -81,6 +81,7 @@ def stats_payload(server: FlashcodeServer) -> dict[str, Any]:
             "requests": stats.requests,
             "answered": stats.answered,
             "empty": stats.empty,
+            "cancelled": stats.cancelled,
             "accepted": stats.accepted,
             "bySource": dict(stats.by_source),
             "lastLatencyMs": round(stats.last_latency_ms, 1),
