@@ -33,6 +33,7 @@ class Suggestion:
     text: str
     source: str  # "typeahead" | "cache" | "model"
     latency_ms: float
+    line_prefix: str = ""  # the cursor's line before the cursor (what a completion list filters on)
 
 
 @dataclass
@@ -189,4 +190,10 @@ class CompletionService:
         self.stats.answered += 1
         self.stats.by_source[source] = self.stats.by_source.get(source, 0) + 1
         self.stats.last_latency_ms = latency
-        return Suggestion(id=suggestion_id, text=text, source=source, latency_ms=latency)
+        return Suggestion(
+            id=suggestion_id,
+            text=text,
+            source=source,
+            latency_ms=latency,
+            line_prefix=prefix[prefix.rfind("\n") + 1 :],
+        )

@@ -11,7 +11,7 @@ from pygls.exceptions import JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 
-from lsp_server.completion_service import CompletionService
+from lsp_server.completion_service import CompletionService, Suggestion
 from lsp_server.models import ModelManager
 from lsp_server.settings import merge
 from prompts.context import Document
@@ -139,6 +139,21 @@ class FlashcodeServer(LanguageServer):
         if position.character > doc.position_codec.client_num_units(line):
             return None
         return doc.offset_at_position(position)
+
+    async def suggest_at(self, uri: str, position: types.Position) -> Suggestion | None:
+        """The suggestion for a cursor, or None: unknown document, language switched off,
+        position outside the text, or nothing to show. Both completion features answer from it."""
+        document = self.document(uri)
+        if document is None or not self.settings.language_enabled(document.language_id):
+            return None
+        offset = self.offset_of(uri, position)
+        if offset is None:
+            return None
+        suggestion = await self.completions.suggest(
+            document, offset, self.open_documents(uri), self.settings
+        )
+        self.status_after_completion()
+        return suggestion
 
     # -- background work ----------------------------------------------------------------------
     def spawn(self, coro: Any) -> None:

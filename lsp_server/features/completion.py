@@ -20,18 +20,10 @@ def register(server: FlashcodeServer) -> None:
     ) -> types.CompletionList:
         empty = types.CompletionList(is_incomplete=True, items=[])
         uri = params.text_document.uri
-        document = ls.document(uri)
-        if document is None or not ls.settings.language_enabled(document.language_id):
-            return empty
-        offset = ls.offset_of(uri, params.position)
-        if offset is None:
-            return empty
-        suggestion = await ls.completions.suggest(
-            document, offset, ls.open_documents(uri), ls.settings
-        )
-        ls.status_after_completion()
+        suggestion = await ls.suggest_at(uri, params.position)
         if suggestion is None:
             return empty
+        language_id = ls.workspace.get_text_document(uri).language_id or ""
         first_line = (
             suggestion.text.strip().splitlines()[0] if suggestion.text.strip() else suggestion.text
         )
@@ -44,7 +36,7 @@ def register(server: FlashcodeServer) -> None:
                     detail="flashcode",
                     documentation=types.MarkupContent(
                         kind=types.MarkupKind.Markdown,
-                        value=f"```{document.language_id}\n{suggestion.text}\n```",
+                        value=f"```{language_id}\n{suggestion.text}\n```",
                     ),
                     insert_text_format=types.InsertTextFormat.PlainText,
                     text_edit=types.TextEdit(
@@ -52,10 +44,7 @@ def register(server: FlashcodeServer) -> None:
                         new_text=suggestion.text,
                     ),
                     sort_text="0",
-                    filter_text=document.text[
-                        document.text.rfind("\n", 0, offset) + 1 : offset
-                    ].lstrip()
-                    + suggestion.text,
+                    filter_text=suggestion.line_prefix.lstrip() + suggestion.text,
                     command=types.Command(
                         title="Accept",
                         command="flashcode.acceptCompletion",

@@ -18,17 +18,7 @@ def register(server: FlashcodeServer) -> None:
     async def inline_completion(
         ls: FlashcodeServer, params: types.InlineCompletionParams
     ) -> types.InlineCompletionList:
-        uri = params.text_document.uri
-        document = ls.document(uri)
-        if document is None or not ls.settings.language_enabled(document.language_id):
-            return types.InlineCompletionList(items=[])
-        offset = ls.offset_of(uri, params.position)
-        if offset is None:
-            return types.InlineCompletionList(items=[])
-        suggestion = await ls.completions.suggest(
-            document, offset, ls.open_documents(uri), ls.settings
-        )
-        ls.status_after_completion()
+        suggestion = await ls.suggest_at(params.text_document.uri, params.position)
         if suggestion is None:
             return types.InlineCompletionList(items=[])
         return types.InlineCompletionList(

@@ -90,9 +90,7 @@ def stats_payload(server: FlashcodeServer) -> dict[str, Any]:
     }
     if server.models.flash is not None:
         result["engine"] = server.models.flash.primary.stats()
-    cache = getattr(server.completions, "cache", None)
-    if cache is not None:
-        result["cache"] = cache.stats()
+    result["cache"] = server.completions.cache.stats()
     return result
 
 
