@@ -37,41 +37,45 @@ def send_status(server: FlashcodeServer) -> None:
     server.protocol.notify(STATUS_NOTIFICATION, status_payload(server))
 
 
-async def _progress(server: FlashcodeServer, models: ModelManager) -> None:
+async def _begin_load_progress(server: FlashcodeServer, models: ModelManager) -> None:
     capabilities = server.client_capabilities
     if not (capabilities.window and capabilities.window.work_done_progress):
         return
-    progress = server.work_done_progress
-    if models.state is ModelState.LOADING:
-        token = f"flashcode-load-{uuid.uuid4().hex[:8]}"
+    token = f"flashcode-load-{uuid.uuid4().hex[:8]}"
+    try:
+        await server.work_done_progress.create_async(token)
+    except Exception as exc:  # the editor refused a progress bar: loading goes on without one
+        log.debug("progress create refused: %s", exc)
+        return
+    # The load may have finished while the editor answered; a bar begun now would never end.
+    if models.state is ModelState.LOADING and server.load_progress_token is None:
         server.load_progress_token = token
-        try:
-            await progress.create_async(token)
-        except Exception as exc:  # the editor refused a progress bar: loading goes on without one
-            log.debug("progress create refused: %s", exc)
-            server.load_progress_token = None
-            return
-        if server.load_progress_token == token and models.state is ModelState.LOADING:
-            progress.begin(
-                token,
-                types.WorkDoneProgressBegin(
-                    title="flashcode", message=f"loading {models.describe()}", cancellable=False
-                ),
-            )
-            return
-    started = server.load_progress_token
-    if started is not None:
+        server.work_done_progress.begin(
+            token,
+            types.WorkDoneProgressBegin(
+                title="flashcode", message=f"loading {models.describe()}", cancellable=False
+            ),
+        )
+
+
+def _end_load_progress(server: FlashcodeServer, models: ModelManager) -> None:
+    token = server.load_progress_token
+    if token is not None:
         server.load_progress_token = None
-        progress.end(started, types.WorkDoneProgressEnd(message=models.state.value))
+        server.work_done_progress.end(token, types.WorkDoneProgressEnd(message=models.state.value))
 
 
 def on_models_changed(server: FlashcodeServer, models: ModelManager) -> None:
+    if models.state is not ModelState.LOADING:
+        # Ended before the status goes out, so an editor that sees "ready" has no bar left open.
+        _end_load_progress(server, models)
     send_status(server)
     if models.state is ModelState.ERROR:
         server.window_show_message(
             types.ShowMessageParams(type=types.MessageType.Error, message=models.error)
         )
-    server.spawn(_progress(server, models))
+    if models.state is ModelState.LOADING:
+        server.spawn(_begin_load_progress(server, models))
 
 
 def stats_payload(server: FlashcodeServer) -> dict[str, Any]:
