@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, BinaryIO
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
@@ -14,6 +14,7 @@ from pygls.protocol import LanguageServerProtocol
 from lsp_server.completion_service import CompletionService, Suggestion
 from lsp_server.models import ModelManager
 from lsp_server.settings import merge
+from lsp_server.transport import serve_stdio
 from prompts.context import Document
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,11 @@ class FlashcodeServer(LanguageServer):
         self.completions.cache.on_warning = self._cache_warning
         self.background: set[asyncio.Task[Any]] = set()
         self.load_progress_token: str | None = None
+
+    def start_io(self, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
+        if stdin is None and stdout is None and serve_stdio(self):
+            return
+        super().start_io(stdin, stdout)
 
     def report_server_error(self, error: Exception, source: Any) -> None:
         if isinstance(error, JsonRpcInvalidParams):

@@ -1,0 +1,137 @@
+"""The stdio transport, byte by byte as an editor writes it: the server reads stdin on its event
+loop (lsp_server.transport), so framing, big messages and the ways a session ends are tested
+against the raw pipe rather than through a client library."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from typing import Any
+
+import pytest
+
+from tests.conftest import ROOT, e2e_model_dir
+
+
+def frame(message: dict[str, Any]) -> bytes:
+    body = json.dumps(message).encode()
+    return b"Content-Length: %d\r\n\r\n" % len(body) + body
+
+
+async def read_message(stdout: asyncio.StreamReader) -> dict[str, Any]:
+    length = 0
+    while True:
+        line = await stdout.readline()
+        if not line:
+            raise EOFError("the server closed stdout")
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":")[1])
+        if line == b"\r\n":
+            return json.loads(await stdout.readexactly(length))  # type: ignore[no-any-return]
+
+
+async def answer_to(stdout: asyncio.StreamReader, request_id: int) -> dict[str, Any]:
+    while True:
+        message = await asyncio.wait_for(read_message(stdout), 60)
+        if message.get("id") == request_id and "method" not in message:
+            return message
+        if "method" in message and "id" in message:  # a request from the server: decline it
+            continue
+
+
+async def start() -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "lsp_server", "--model", str(e2e_model_dir()),
+        "--log-level", "warning",
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+
+
+async def initialize(server: asyncio.subprocess.Process) -> None:
+    assert server.stdin is not None and server.stdout is not None
+    server.stdin.write(
+        frame({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+               "params": {"processId": None, "rootUri": None, "capabilities": {}}})
+    )  # fmt: skip
+    await server.stdin.drain()
+    reply = await answer_to(server.stdout, 1)
+    assert "inlineCompletionProvider" in reply["result"]["capabilities"]
+    server.stdin.write(frame({"jsonrpc": "2.0", "method": "initialized", "params": {}}))
+
+
+async def ask_inline(server: asyncio.subprocess.Process, request_id: int, uri: str) -> Any:
+    assert server.stdin is not None and server.stdout is not None
+    server.stdin.write(
+        frame({"jsonrpc": "2.0", "id": request_id, "method": "textDocument/inlineCompletion",
+               "params": {"textDocument": {"uri": uri}, "position": {"line": 0, "character": 0},
+                          "context": {"triggerKind": 2}}})
+    )  # fmt: skip
+    await server.stdin.drain()
+    return await answer_to(server.stdout, request_id)
+
+
+async def test_messages_split_across_writes_and_a_large_document_are_read_whole() -> None:
+    server = await start()
+    assert server.stdin is not None and server.stdout is not None
+    try:
+        await initialize(server)
+        # About 2 MB of document in one message, written in uneven pieces as a pipe may carry it.
+        text = "".join(f"value_{i} = {i}\n" for i in range(150_000))
+        opened = frame(
+            {"jsonrpc": "2.0", "method": "textDocument/didOpen",
+             "params": {"textDocument": {"uri": "file:///tmp/big.py", "languageId": "python",
+                                         "version": 1, "text": text}}}
+        )  # fmt: skip
+        assert len(opened) > 2_000_000
+        for start_at in range(0, len(opened), 65_521):
+            server.stdin.write(opened[start_at : start_at + 65_521])
+            await server.stdin.drain()
+        # A request whose header arrives a byte at a time is still one request.
+        shutdown = frame({"jsonrpc": "2.0", "id": 7, "method": "shutdown"})
+        for byte in shutdown[:30]:
+            server.stdin.write(bytes([byte]))
+            await server.stdin.drain()
+        server.stdin.write(shutdown[30:])
+        assert (await answer_to(server.stdout, 7))["result"] is None
+        server.stdin.write(frame({"jsonrpc": "2.0", "method": "exit"}))
+        await server.stdin.drain()
+        assert await asyncio.wait_for(server.wait(), 30) == 0
+    finally:
+        if server.returncode is None:
+            server.kill()
+            await server.wait()
+
+
+async def test_the_server_keeps_serving_after_a_request_it_cannot_parse() -> None:
+    server = await start()
+    assert server.stdin is not None and server.stdout is not None
+    try:
+        await initialize(server)
+        body = b"{not json"
+        server.stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        reply = await ask_inline(server, 2, "file:///tmp/never-opened.py")
+        assert "error" not in reply
+    finally:
+        server.kill()
+        await server.wait()
+
+
+@pytest.mark.parametrize("cut_mid_message", [False, True])
+async def test_the_server_exits_when_the_editor_closes_stdin(cut_mid_message: bool) -> None:
+    server = await start()
+    assert server.stdin is not None
+    try:
+        await initialize(server)
+        if cut_mid_message:
+            server.stdin.write(frame({"jsonrpc": "2.0", "id": 3, "method": "shutdown"})[:-5])
+            await server.stdin.drain()
+        server.stdin.close()
+        await asyncio.wait_for(server.wait(), 30)
+    finally:
+        if server.returncode is None:
+            server.kill()
+            await server.wait()
