@@ -397,32 +397,27 @@ class CompletionCache:
     def add_patterns(self, examples: Iterable[tuple[str, Sequence[str], str]], source: str) -> int:
         """Store pattern completions (key, lines, origin); returns how many keys changed.
 
-        `origin` is opaque here (the entity a completion was written for). Completions learned
-        from the workspace go first, newest first, and drop those the model wrote for the same
-        key: the user's own code at such a place says what belongs there. The model's go after.
+        `origin` is opaque here (the entity a completion was written for); see `_merged` for
+        the order kept under one key.
         """
         assert source in SOURCES, f"source must be one of {SOURCES}, got {source!r}"
+        examples = list(examples)
         added = 0
         with self.layers["pattern"].guard() as cache:
             if cache is None:
                 return 0
+            # Mining yields the same examples keystroke after keystroke; reading first keeps
+            # those lookups off sqlite's write lock.
+            if not any(
+                _merged(cache.get(key), lines, origin, source) for key, lines, origin in examples
+            ):
+                return 0
             with cache.transact():
                 for key, lines, origin in examples:
-                    entry = {"source": source, "lines": list(lines), "origin": origin}
-                    current = _decode_candidates(cache.get(key))
-                    if source == "workspace":
-                        # What the user wrote at such a place replaces what the model guessed.
-                        kept = [c for c in current if c["source"] == "workspace"]
-                        merged = [entry, *(c for c in kept if c["lines"] != entry["lines"])]
-                    elif any(c["lines"] == entry["lines"] for c in current):
-                        continue
-                    else:
-                        kept = [c for c in current if c["source"] == "workspace"]
-                        merged = [*kept, entry, *(c for c in current if c not in kept)]
-                    if merged[:MAX_CANDIDATES] == current:
-                        continue
-                    cache.set(key, json.dumps(merged[:MAX_CANDIDATES]))
-                    added += 1
+                    merged = _merged(cache.get(key), lines, origin, source)
+                    if merged is not None:
+                        cache.set(key, json.dumps(merged))
+                        added += 1
         if added:
             self._count(lambda c: setattr(c, "learned", c.learned + added))
         return added
@@ -509,6 +504,28 @@ class CompletionCache:
         for layer in (*self.layers.values(), self._stats_layer):
             layer.close()
         atexit.unregister(self.close)
+
+
+def _merged(
+    raw: Any, lines: Sequence[str], origin: str, source: str
+) -> list[dict[str, Any]] | None:
+    """The candidates stored under a key once this completion is added, or None if unchanged.
+
+    What the user wrote at such a place replaces what the model guessed: workspace completions
+    go first, newest first; the model's go after and never repeat one already there.
+    """
+    entry = {"source": source, "lines": list(lines), "origin": origin}
+    current = _decode_candidates(raw)
+    if source == "workspace":
+        kept = [c for c in current if c["source"] == "workspace"]
+        merged = [entry, *(c for c in kept if c["lines"] != entry["lines"])]
+    elif any(c["lines"] == entry["lines"] for c in current):
+        return None
+    else:
+        kept = [c for c in current if c["source"] == "workspace"]
+        merged = [*kept, entry, *(c for c in current if c not in kept)]
+    merged = merged[:MAX_CANDIDATES]
+    return None if merged == current else merged
 
 
 def _decode_candidates(raw: object) -> list[dict[str, Any]]:

@@ -272,9 +272,15 @@ class _Abstractor:
         return self.regex.search(text) is not None
 
 
+@lru_cache(maxsize=512)
+def _abstractor(entity: Entity, language: str) -> _Abstractor:
+    """Built once per entity: mining meets the same few entities on every keystroke."""
+    return _Abstractor(entity, language)
+
+
 def abstract(text: str, entity: Entity, language: str) -> str:
     """`text` with every variant of `entity` replaced by its placeholder."""
-    return _Abstractor(entity, language).abstract(text)
+    return _abstractor(entity, language).abstract(text)
 
 
 def instantiate(template: str, entity: Entity) -> str:
@@ -356,7 +362,7 @@ def _site(lines: Sequence[str], index: int, language: str) -> tuple[str, Entity]
     entity = find_entity((*context.headers, *context.previous))
     if entity is None:
         return None
-    key = _key(language, context, _Abstractor(entity, language))
+    key = _key(language, context, _abstractor(entity, language))
     return (key, entity) if key else None
 
 
@@ -478,7 +484,7 @@ def mine(
         entity = find_entity((*context.headers, *context.previous))
         if entity is None or _starts_other_entity(line, entity):
             continue
-        abstractor = _Abstractor(entity, language)
+        abstractor = _abstractor(entity, language)
         key = _key(language, context, abstractor)
         if key is not None:
             lines_ = tuple(abstractor.abstract(b) for b in block)
@@ -502,7 +508,7 @@ def example_from_completion(
         lines = lines[:1]
     if not lines or _starts_other_entity(lines[0], site.entity):
         return None
-    abstractor = _Abstractor(site.entity, language)
+    abstractor = _abstractor(site.entity, language)
     abstracted = tuple(abstractor.abstract(line.rstrip()) for line in lines)
     return PatternExample(site.key, abstracted, site.entity.name)
 
