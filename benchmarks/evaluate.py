@@ -24,10 +24,9 @@ from typing import Any
 
 from inference.engine import Engine, EngineOptions, GenerationRequest
 from inference.router import default_model_dir
-from prompts.budget import build_completion_prompt
+from lsp_server.model_step import model_prompt, model_request, shown_text
 from prompts.context import Document
 from prompts.fim import select_template
-from prompts.postprocess import PostprocessContext, postprocess
 
 HUMANEVAL_DIR = Path(__file__).resolve().parents[2] / "shared" / "eval" / "human-eval-infilling"
 CONCURRENCY = 8  # requests in flight: the engine batches them into one model step
@@ -45,43 +44,21 @@ async def complete_all(
     engine: Engine, tasks: Sequence[Infill], max_new_tokens: int, budget: int = 1024
 ) -> list[str]:
     template = select_template(engine.tokenizer.special_tokens)
-    budget = min(budget, engine.max_length - max_new_tokens - 1)
     results: list[str] = [""] * len(tasks)
     semaphore = asyncio.Semaphore(CONCURRENCY)
 
     async def one(index: int, task: Infill) -> None:
+        text = task.prefix + task.suffix
         document = Document(
-            uri=f"file:///{task.path}",
-            path=task.path,
-            language_id="python",
-            text=task.prefix + task.suffix,
+            uri=f"file:///{task.path}", path=task.path, language_id="python", text=text
         )
-        prompt = build_completion_prompt(
-            document,
-            len(task.prefix),
-            [],
-            engine.tokenizer,
-            template,
-            budget,
-            multiline=task.multiline,
+        offset = len(task.prefix)
+        prompt = model_prompt(
+            document, offset, [], engine, template, budget, max_new_tokens, task.multiline
         )
         async with semaphore:
-            result = await engine.generate(
-                GenerationRequest(
-                    prompt_ids=prompt.token_ids,
-                    max_new_tokens=max_new_tokens,
-                    stop_token_ids=prompt.stop_token_ids | engine.tokenizer.eos_token_ids,
-                    stop_strings=prompt.stop_strings,
-                )
-            )
-        context = PostprocessContext(
-            prefix=task.prefix,
-            suffix=task.suffix,
-            multiline=task.multiline,
-            language="python",
-            stop_strings=prompt.stop_strings,
-        )
-        results[index] = postprocess(result.text, context)
+            result = await engine.generate(model_request(prompt, engine, max_new_tokens))
+        results[index] = shown_text(result.text, text, offset, prompt)
 
     await asyncio.gather(*(one(i, t) for i, t in enumerate(tasks)))
     return results

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ParamSpec
 
 from inference.cache import CompletionCache, cache_dir, exact_key, excluded
+from lsp_server.model_step import shown_text
 from lsp_server.settings import DEFAULT_SECRET_GLOBS, CacheSettings
 from prompts.context import Document
 from prompts.patterns import (
@@ -30,7 +31,6 @@ from prompts.patterns import (
     example_from_completion,
     site_at,
 )
-from prompts.postprocess import PostprocessContext, postprocess
 from prompts.syntax import SUPPORTED_LANGUAGES, language_of
 
 if TYPE_CHECKING:
@@ -178,16 +178,7 @@ class CompletionCacheStep:
         key = exact_key(fingerprint, request)
         raw = cache.get_exact(key) if key else None
         if raw is not None:
-            text = postprocess(
-                raw,
-                PostprocessContext(
-                    prefix=document.text[:offset],
-                    suffix=document.text[offset:],
-                    multiline=prompt.multiline,
-                    language=prompt.language,
-                    stop_strings=prompt.stop_strings,
-                ),
-            )
+            text = shown_text(raw, document.text, offset, prompt)
             return self._hit(cache, "exact", text, started)
         cache.record("exact", False)
         # A snippet of a secret file in the prompt would end up in the stored answer.

@@ -13,14 +13,12 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from inference.engine import GenerationRequest
 from lsp_server.completion_cache import CompletionCacheStep
+from lsp_server.model_step import model_prompt, model_request, shown_text
 from lsp_server.models import ModelManager
 from lsp_server.settings import Settings
-from prompts.budget import build_completion_prompt
 from prompts.context import Document
 from prompts.fim import select_template
-from prompts.postprocess import PostprocessContext, postprocess
 from prompts.syntax import SUPPORTED_LANGUAGES, language_of, scope_at, wants_multiline
 from prompts.typeahead import ShownSuggestion, remaining_suggestion
 
@@ -98,28 +96,21 @@ class CompletionService:
         if pattern.layer is not None:
             return self._cache_answer(document.uri, prefix, suffix, pattern.text, started)
         template = select_template(engine.tokenizer.special_tokens, settings.fim_template or None)
-        # The prompt and the answer share the model's window.
-        budget = min(settings.context_budget, engine.max_length - settings.max_new_tokens - 1)
-        prompt = build_completion_prompt(
+        prompt = model_prompt(
             document,
             offset,
             open_documents,
-            engine.tokenizer,
+            engine,
             template,
-            budget,
-            multiline=multiline,
+            settings.context_budget,
+            settings.max_new_tokens,
+            multiline,
         )
         if language in SUPPORTED_LANGUAGES:
             complexity = scope_at(document.text, offset, language).complexity
             engine = router.pick(complexity, settings.int8_complexity)
-        request = GenerationRequest(
-            prompt_ids=prompt.token_ids,
-            max_new_tokens=settings.max_new_tokens
-            if prompt.multiline
-            else min(settings.max_new_tokens, 48),
-            stop_token_ids=prompt.stop_token_ids | engine.tokenizer.eos_token_ids,
-            stop_strings=prompt.stop_strings,
-            deadline_s=settings.deadline_ms / 1000,
+        request = model_request(
+            prompt, engine, settings.max_new_tokens, settings.deadline_ms / 1000
         )
         ticket = self.cache.lookup(
             document,
@@ -137,16 +128,7 @@ class CompletionService:
         except asyncio.CancelledError:  # $/cancelRequest: the engine drops it at its next step
             self.stats.cancelled += 1
             raise
-        text = postprocess(
-            result.text,
-            PostprocessContext(
-                prefix=prefix,
-                suffix=suffix,
-                multiline=prompt.multiline,
-                language=language,
-                stop_strings=prompt.stop_strings,
-            ),
-        )
+        text = shown_text(result.text, document.text, offset, prompt)
         ticket.store(result.text, text, result.finish_reason)
         log.info(
             "completion %s:%d prompt=%d reused=%d new=%d finish=%s %.0fms",
