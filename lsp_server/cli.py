@@ -38,6 +38,17 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cursor_offset(text: str, line: int, character: int) -> int:
+    """The str index of a 0-based line and column, or ValueError naming what is out of range."""
+    lines = text.split("\n")
+    if not 0 <= line < len(lines):
+        raise ValueError(f"line {line} is outside the file (lines 0 to {len(lines) - 1})")
+    width = len(lines[line].rstrip("\r"))
+    if not 0 <= character <= width:
+        raise ValueError(f"column {character} is outside line {line} (columns 0 to {width})")
+    return sum(len(before) + 1 for before in lines[:line]) + character
+
+
 def _complete(args: argparse.Namespace) -> int:
     from lsp_server.completion_service import CompletionService
     from lsp_server.models import ModelManager
@@ -49,12 +60,12 @@ def _complete(args: argparse.Namespace) -> int:
     for problem in problems:
         print(f"warning: {problem}", file=sys.stderr)
     path = Path(args.file)
-    text = path.read_text(encoding="utf-8")
-    lines = text.splitlines(keepends=True)
-    if args.line >= len(lines) + 1:
-        print(f"error: {path} has {len(lines)} lines", file=sys.stderr)
+    try:
+        text = path.read_text(encoding="utf-8")
+        offset = cursor_offset(text, args.line, args.character)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        print(f"error: {path}: {exc}", file=sys.stderr)
         return 2
-    offset = sum(len(line) for line in lines[: args.line]) + args.character
     document = Document(
         uri=path.resolve().as_uri(), path=str(path), language_id=args.language or "", text=text
     )
