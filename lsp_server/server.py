@@ -7,7 +7,7 @@ import logging
 from typing import Any, BinaryIO
 
 from lsprotocol import types
-from pygls.exceptions import JsonRpcInvalidParams
+from pygls.exceptions import JsonRpcInternalError, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 
@@ -31,20 +31,24 @@ def _innermost_message(error: BaseException | None) -> str:
 
 
 class FlashcodeProtocol(LanguageServerProtocol):
-    """pygls drops a request whose params do not validate (a negative line, say) without answering,
-    and the client waits forever. Answer it with InvalidParams naming the method instead."""
+    """pygls drops a request it cannot structure (a negative line, say) without answering, and
+    the client waits forever. Answer it with an error naming the method instead."""
 
     def structure_message(self, data: dict[str, Any]) -> Any:
+        is_request = "jsonrpc" in data and "id" in data and "method" in data
+        if is_request and "params" not in data:
+            # JSON-RPC lets a request leave params out; pygls' request type requires the key.
+            data = {**data, "params": None}
         try:
             return super().structure_message(data)
-        except JsonRpcInvalidParams as exc:
-            if "id" in data and "method" in data:
+        except (JsonRpcInvalidParams, JsonRpcInternalError) as exc:
+            if is_request:
                 detail = _innermost_message(exc.__cause__) or "the params do not validate"
+                what = "params" if isinstance(exc, JsonRpcInvalidParams) else "request"
                 self._send_response(
                     data["id"],
                     error=types.ResponseError(
-                        code=JsonRpcInvalidParams.CODE,
-                        message=f"invalid params for {data['method']}: {detail}",
+                        code=exc.CODE, message=f"invalid {what} for {data['method']}: {detail}"
                     ),
                 )
             raise

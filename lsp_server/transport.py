@@ -30,6 +30,9 @@ class PipeReader:
         self.stream = stream
 
     async def readline(self) -> bytes:
+        # Tasks that earlier messages started get a turn before the next message is handled, as
+        # they did with pygls' threaded reader, even when the next one is already buffered.
+        await asyncio.sleep(0)
         return await self.stream.readline()
 
     async def readexactly(self, n: int) -> bytes:

@@ -54,15 +54,22 @@ def register(server: FlashcodeServer) -> None:
         ls.spawn(start())
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
-    async def did_change_configuration(
+    def did_change_configuration(
         ls: FlashcodeServer, params: types.DidChangeConfigurationParams
     ) -> None:
         settings = params.settings
         if isinstance(settings, dict) and settings.get("flashcode") is not None:
             ls.workspace_settings = dict(unwrap_section(settings))
+            # Applied before the next message is read: a request sent right after sees it.
+            ls.report_problems(ls.refresh_settings())
+            ls.spawn(ls.models.load(ls.settings))
         else:
-            await pull_workspace_settings(ls)
-        ls.spawn(apply_settings(ls))
+
+            async def pull() -> None:
+                await pull_workspace_settings(ls)
+                await apply_settings(ls)
+
+            ls.spawn(pull())
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: FlashcodeServer, params: types.DidCloseTextDocumentParams) -> None:

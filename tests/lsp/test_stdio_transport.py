@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import sys
+import tempfile
 from typing import Any
 
 import pytest
@@ -42,12 +43,13 @@ async def answer_to(stdout: asyncio.StreamReader, request_id: int) -> dict[str, 
 
 
 async def start() -> asyncio.subprocess.Process:
+    cache = tempfile.mkdtemp(prefix="flashcode-e2e-cache-")  # never the user's cache
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "lsp_server", "--model", str(e2e_model_dir()),
         "--log-level", "warning",
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env={**os.environ, "PYTHONPATH": str(ROOT), "FLASHCODE_CACHE__DIRECTORY": cache},
     )  # fmt: skip
 
 
@@ -120,6 +122,27 @@ async def test_the_server_keeps_serving_after_a_request_it_cannot_parse() -> Non
         await server.wait()
 
 
+async def test_requests_without_params_or_with_malformed_ones_are_answered() -> None:
+    server = await start()
+    assert server.stdin is not None and server.stdout is not None
+    try:
+        await initialize(server)
+        # JSON-RPC lets a request leave params out.
+        server.stdin.write(frame({"jsonrpc": "2.0", "id": 2, "method": "flashcode/stats"}))
+        assert "completions" in (await answer_to(server.stdout, 2))["result"]
+        server.stdin.write(
+            frame({"jsonrpc": "2.0", "id": 3, "method": "textDocument/inlineCompletion",
+                   "params": {"textDocument": {"uri": "file:///x.py"}, "position": "end"}})
+        )  # fmt: skip
+        error = (await answer_to(server.stdout, 3))["error"]
+        assert "textDocument/inlineCompletion" in error["message"]
+        reply = await ask_inline(server, 4, "file:///tmp/never-opened.py")
+        assert "error" not in reply
+    finally:
+        server.kill()
+        await server.wait()
+
+
 @pytest.mark.parametrize("cut_mid_message", [False, True])
 async def test_the_server_exits_when_the_editor_closes_stdin(cut_mid_message: bool) -> None:
     server = await start()
@@ -135,3 +158,28 @@ async def test_the_server_exits_when_the_editor_closes_stdin(cut_mid_message: bo
         if server.returncode is None:
             server.kill()
             await server.wait()
+
+
+async def test_a_settings_change_applies_to_the_request_written_right_after_it() -> None:
+    server = await start()
+    assert server.stdin is not None and server.stdout is not None
+
+    def cache_enabled(enabled: bool) -> bytes:
+        return frame(
+            {"jsonrpc": "2.0", "method": "workspace/didChangeConfiguration",
+             "params": {"settings": {"flashcode": {"cache": {"enabled": enabled}}}}}
+        )  # fmt: skip
+
+    def stats(request_id: int) -> bytes:
+        return frame({"jsonrpc": "2.0", "id": request_id, "method": "flashcode/stats"})
+
+    try:
+        await initialize(server)
+        # Each pair in one write: the editor expects the messages handled in the order sent.
+        for request_id, enabled in enumerate((False, True, False), start=2):
+            server.stdin.write(cache_enabled(enabled) + stats(request_id))
+            reply = await answer_to(server.stdout, request_id)
+            assert reply["result"]["cache"]["enabled"] is enabled
+    finally:
+        server.kill()
+        await server.wait()
