@@ -25,7 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from prompts.syntax import parses
+from prompts.syntax import common_prefix, common_suffix, parses
 
 # Part of every key: changing how keys or values are made must not reuse old entries.
 PATTERN_FORMAT = "patterns-1"
@@ -465,7 +465,16 @@ def mine(
     """
     if has_placeholder_chars(text):
         return []
-    lines = text.split("\n")
+    return _mine_lines(text.split("\n"), language, skip_line, seen, line_range)
+
+
+def _mine_lines(
+    lines: Sequence[str],
+    language: str,
+    skip_line: int | None,
+    seen: set[int] | None,
+    line_range: tuple[int, int] | None,
+) -> list[PatternExample]:
     first, last = line_range or (0, len(lines))
     examples = []
     for index in range(max(0, first), min(len(lines), last)):
@@ -518,68 +527,95 @@ class PatternLearner:
 
     Between two keystrokes only a line or two change: a document is re-mined from the start of
     the top-level unit (class, function) that holds the first changed line to just past the unit
-    that holds the last one; the rest keeps what it taught before.
+    that holds the last one; the rest keeps what it taught before. Mining costs about 0.1 ms a
+    line, so a big document is first mined only around the cursor (or from its start), and no
+    edit re-mines more than MAX_UNIT_LINES either side of what changed.
     """
 
     MAX_SEEN = 50_000  # windows remembered per document before starting over
+    FIRST_LINES = 1_500  # lines mined when a document is first seen
+    MAX_UNIT_LINES = 400  # lines re-mined either side of a change, however long its unit
 
     def __init__(self) -> None:
         self._texts: dict[str, str] = {}
-        self._lines: dict[str, list[str]] = {}
         self._skip: dict[str, int | None] = {}
         self._seen: dict[str, set[int]] = {}
 
     def forget(self, uri: str) -> None:
         self._texts.pop(uri, None)
-        self._lines.pop(uri, None)
         self._skip.pop(uri, None)
         self._seen.pop(uri, None)
 
     def observe(
         self, uri: str, text: str, language: str, cursor_line: int | None = None
     ) -> list[PatternExample]:
-        if self._texts.get(uri) == text and self._skip.get(uri, -1) == cursor_line:
+        old = self._texts.get(uri)
+        old_skip = self._skip.get(uri, -1)
+        if old == text and old_skip == cursor_line:
             return []  # the other open documents, on almost every keystroke
         self._texts[uri] = text
-        lines = text.split("\n")
-        old = self._lines.get(uri)
+        self._skip[uri] = cursor_line
         seen = self._seen.setdefault(uri, set())
         if len(seen) > self.MAX_SEEN:
             seen.clear()
             old = None
-        old_skip = self._skip.get(uri)
-        self._lines[uri] = lines
-        self._skip[uri] = cursor_line
-        if old is None:
-            return mine(text, language, cursor_line, seen)
-        first = 0
-        limit = min(len(old), len(lines))
-        while first < limit and old[first] == lines[first]:
-            first += 1
-        if first == len(old) == len(lines) and cursor_line == old_skip:
+        if has_placeholder_chars(text):
             return []
-        tail = 0
-        while tail < limit - first and old[-1 - tail] == lines[-1 - tail]:
-            tail += 1
-        changed_end = len(lines) - tail
-        # A line that was skipped as the one being typed is mined once the cursor leaves it.
+        lines = text.split("\n")
+        if old is None:
+            ranges = [self._first_range(len(lines), cursor_line)]
+        else:
+            ranges = self._changed_ranges(old, text, lines, old_skip, cursor_line)
+        examples = []
+        for first, end in ranges:
+            unit = self._unit_range(lines, first, end)
+            examples += _mine_lines(lines, language, cursor_line, seen, unit)
+        return examples
+
+    def _first_range(self, count: int, cursor_line: int | None) -> tuple[int, int]:
+        if count <= self.FIRST_LINES:
+            return 0, count
+        if cursor_line is None:
+            return 0, self.FIRST_LINES
+        start = max(0, min(cursor_line - self.FIRST_LINES * 3 // 4, count - self.FIRST_LINES))
+        return start, start + self.FIRST_LINES
+
+    @staticmethod
+    def _changed_ranges(
+        old: str, text: str, lines: Sequence[str], old_skip: int | None, cursor_line: int | None
+    ) -> list[tuple[int, int]]:
+        """The line ranges to mine again: what the edit changed, and the lines the cursor left
+        and entered (a line skipped as the one being typed is mined once the cursor leaves)."""
+        ranges = []
+        if old != text:
+            start = common_prefix(old, text)
+            same_end = common_suffix(old, text, min(len(old), len(text)) - start)
+            first = text.count("\n", 0, start)
+            ranges.append((first, text.count("\n", 0, len(text) - same_end) + 1))
         for line in (old_skip, cursor_line):
-            if line is not None and line < len(lines):
-                first = min(first, line)
-                changed_end = max(changed_end, line + 1)
-        return mine(text, language, cursor_line, seen, _unit_range(lines, first, changed_end))
+            if line is not None and 0 <= line < len(lines):
+                ranges.append((line, line + 1))
+        merged: list[tuple[int, int]] = []
+        for first, end in sorted(ranges):
+            if merged and first <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+            else:
+                merged.append((first, end))
+        return merged
 
-
-def _unit_range(lines: Sequence[str], first: int, end: int) -> tuple[int, int]:
-    """From the top-level line that starts the unit holding `first`, to past the line after
-    the unit holding `end - 1` (the next unit's first line has the previous one as context)."""
-    start = min(first, len(lines) - 1)
-    while start > 0 and not (lines[start].strip() and _indent(lines[start]) == 0):
-        start -= 1
-    stop = max(end, start + 1)
-    while stop < len(lines) and not (lines[stop].strip() and _indent(lines[stop]) == 0):
-        stop += 1
-    return start, min(len(lines), stop + 1)
+    def _unit_range(self, lines: Sequence[str], first: int, end: int) -> tuple[int, int]:
+        """From the top-level line that starts the unit holding `first`, to past the line after
+        the unit holding `end - 1` (the next unit's first line has the previous one as context),
+        MAX_UNIT_LINES at most either side."""
+        floor = max(0, first - self.MAX_UNIT_LINES)
+        start = min(first, len(lines) - 1)
+        while start > floor and not (lines[start].strip() and _indent(lines[start]) == 0):
+            start -= 1
+        ceiling = min(len(lines), end + self.MAX_UNIT_LINES)
+        stop = max(end, start + 1)
+        while stop < ceiling and not (lines[stop].strip() and _indent(lines[stop]) == 0):
+            stop += 1
+        return start, min(len(lines), stop + 1)
 
 
 # --- accepting a re-instantiated completion ------------------------------------------------------

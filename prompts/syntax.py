@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from pathlib import PurePath
+from typing import AnyStr
 
 from tree_sitter import Language, Node, Parser, Query, QueryCursor, Tree
 
@@ -235,16 +236,18 @@ def _shared_length(same: Callable[[int], bool], limit: int) -> int:
     return lo
 
 
-def _common_prefix(a: bytes, b: bytes) -> int:
-    def same(n: int) -> bool:  # the n first bytes agree (the ones before the chunk already do)
+def common_prefix(a: AnyStr, b: AnyStr) -> int:
+    """How many characters (or bytes) `a` and `b` share at their starts."""
+
+    def same(n: int) -> bool:  # the n first items agree (the ones before the chunk already do)
         start = max(0, n - _CHUNK)
         return a[start:n] == b[start:n]
 
     return _shared_length(same, min(len(a), len(b)))
 
 
-def _common_suffix(a: bytes, b: bytes, limit: int) -> int:
-    """How many bytes `a` and `b` share at their ends, `limit` at most."""
+def common_suffix(a: AnyStr, b: AnyStr, limit: int) -> int:
+    """How many characters (or bytes) `a` and `b` share at their ends, `limit` at most."""
 
     def same(n: int) -> bool:
         keep = max(0, n - _CHUNK)
@@ -259,8 +262,8 @@ def _point(data: bytes, byte: int) -> tuple[int, int]:
 
 def _edited_tree(old: bytes, tree: Tree, new: bytes) -> tuple[Tree, int] | None:
     """A copy of `tree` edited to match `new`, with how many bytes the two texts share."""
-    start = _common_prefix(old, new)
-    same_end = _common_suffix(old, new, min(len(old), len(new)) - start)
+    start = common_prefix(old, new)
+    same_end = common_suffix(old, new, min(len(old), len(new)) - start)
     shared = start + same_end
     if shared < len(new) // 2:
         return None

@@ -256,3 +256,36 @@ def test_the_learner_mines_each_change_once_and_skips_the_line_being_typed() -> 
     assert any("def __init__(self, db):" in example.lines[0] for example in again)
     # Nothing above the changed class was mined again.
     assert all("get_user" not in "".join(example.lines) for example in again)
+
+
+def _filler(count: int) -> str:
+    """`count` lines of top-level code that name no entity."""
+    return "".join(f"VALUE_{i} = {i}\n" for i in range(count))
+
+
+def test_a_big_document_is_first_mined_around_the_cursor_and_then_where_it_changes() -> None:
+    learner = PatternLearner()
+    far = _filler(3 * PatternLearner.FIRST_LINES)
+    text = (
+        USER_REPOSITORY
+        + "\n\n"
+        + far
+        + "\n\nclass ProductRepository:\n    def __init__(self, db):\n        self.db = db\n"
+    )
+    cursor_line = text.count("\n")
+    learned = learner.observe("file:///big.py", text, "python", cursor_line)
+    # The class at the cursor teaches; the one thousands of lines above is left for later.
+    assert any("def __init__(self, db):" in example.lines[0] for example in learned)
+    assert not any(example.entity == "user" for example in learned)
+    # Moving to the top, the user's class is mined there.
+    moved = learner.observe("file:///big.py", text, "python", 3)
+    assert any(example.entity == "user" for example in moved)
+    # An edit in the middle re-mines that place only.
+    middle = len(USER_REPOSITORY) + 2 + len(_filler(PatternLearner.FIRST_LINES))
+    edited = (
+        text[:middle]
+        + "class InvoiceRepository:\n    def __init__(self, db):\n        self.db = db\n"
+        + text[middle:]
+    )
+    again = learner.observe("file:///big.py", edited, "python", 3)
+    assert {example.entity for example in again} == {"invoice"}
