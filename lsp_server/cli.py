@@ -76,7 +76,8 @@ def _complete(args: argparse.Namespace) -> int:
         if not models.ready:
             print(f"error: {models.error}", file=sys.stderr)
             return 1
-        suggestion = await CompletionService(models).suggest(document, offset, [], settings)
+        service = CompletionService(models)
+        suggestion = await service.suggest(document, offset, [], settings, invoked=True)
         models.close()
         print(suggestion.text if suggestion else "")
         return 0

@@ -17,7 +17,7 @@ from lsp_server.completion_cache import CompletionCacheStep
 from lsp_server.model_step import model_prompt, model_request, shown_text
 from lsp_server.models import ModelManager
 from lsp_server.settings import Settings
-from prompts.context import Document
+from prompts.context import Document, completable_mid_line
 from prompts.fim import select_template
 from prompts.syntax import SUPPORTED_LANGUAGES, language_of, scope_at, wants_multiline
 from prompts.typeahead import ShownSuggestion, remaining_suggestion
@@ -69,8 +69,10 @@ class CompletionService:
         offset: int,
         open_documents: Sequence[Document],
         settings: Settings,
+        invoked: bool = False,
     ) -> Suggestion | None:
-        """A suggestion for the cursor at `offset` (a str index), or None for nothing to show."""
+        """A suggestion for the cursor at `offset` (a str index), or None for nothing to show.
+        `invoked`: the user asked for one explicitly, so code after the cursor does not stop it."""
         started = time.perf_counter()
         self.stats.requests += 1
         prefix, suffix = document.text[:offset], document.text[offset:]
@@ -85,6 +87,9 @@ class CompletionService:
 
         router = self.models.flash
         if router is None or not self.models.ready:
+            self.stats.empty += 1
+            return None
+        if not invoked and not completable_mid_line(suffix):
             self.stats.empty += 1
             return None
         engine = router.primary

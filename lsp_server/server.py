@@ -150,9 +150,12 @@ class FlashcodeServer(LanguageServer):
             return None
         return doc.offset_at_position(position)
 
-    async def suggest_at(self, uri: str, position: types.Position) -> Suggestion | None:
+    async def suggest_at(
+        self, uri: str, position: types.Position, invoked: bool = False
+    ) -> Suggestion | None:
         """The suggestion for a cursor, or None: unknown document, language switched off,
-        position outside the text, or nothing to show. Both completion features answer from it."""
+        position outside the text, or nothing to show. Both completion features answer from it;
+        `invoked` when the user asked explicitly rather than by typing."""
         document = self.document(uri)
         if document is None or not self.settings.language_enabled(document.language_id):
             return None
@@ -160,7 +163,7 @@ class FlashcodeServer(LanguageServer):
         if offset is None:
             return None
         suggestion = await self.completions.suggest(
-            document, offset, self.open_documents(uri), self.settings
+            document, offset, self.open_documents(uri), self.settings, invoked
         )
         self.status_after_completion()
         return suggestion

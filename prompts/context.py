@@ -43,6 +43,20 @@ def split_at_cursor(text: str, offset: int) -> tuple[str, str]:
 
 # --- comments and the header ----------------------------------------------------------------
 
+# What may follow the cursor on its line for a suggestion typed as you go: closing brackets and
+# quotes, then at most one `:`, `;`, `,` or `{` (the rule editors' completion engines use).
+_COMPLETABLE_REST_OF_LINE = re.compile(r"\s*[)\]}>\"'`]*\s*[:;,{]?\s*")
+
+
+def completable_mid_line(suffix: str) -> bool:
+    """Whether an as-you-type suggestion fits before `suffix`: nothing but closers and a final
+    punctuation mark may follow the cursor on its line. Anywhere else a suggestion would have to
+    be written around the code already there, and a small model mostly gets that wrong."""
+    end = suffix.find("\n")
+    rest = suffix if end == -1 else suffix[:end]
+    return _COMPLETABLE_REST_OF_LINE.fullmatch(rest.rstrip("\r")) is not None
+
+
 _HASH = ("# ", "")
 _SLASH = ("// ", "")
 _DASH = ("-- ", "")

@@ -20,7 +20,11 @@ def register(server: FlashcodeServer) -> None:
     ) -> types.CompletionList:
         empty = types.CompletionList(is_incomplete=True, items=[])
         uri = params.text_document.uri
-        suggestion = await ls.suggest_at(uri, params.position)
+        invoked = (
+            params.context is not None
+            and params.context.trigger_kind == types.CompletionTriggerKind.Invoked
+        )
+        suggestion = await ls.suggest_at(uri, params.position, invoked)
         if suggestion is None:
             return empty
         language_id = ls.workspace.get_text_document(uri).language_id or ""

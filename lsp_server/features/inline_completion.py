@@ -18,7 +18,8 @@ def register(server: FlashcodeServer) -> None:
     async def inline_completion(
         ls: FlashcodeServer, params: types.InlineCompletionParams
     ) -> types.InlineCompletionList:
-        suggestion = await ls.suggest_at(params.text_document.uri, params.position)
+        invoked = params.context.trigger_kind == types.InlineCompletionTriggerKind.Invoked
+        suggestion = await ls.suggest_at(params.text_document.uri, params.position, invoked)
         if suggestion is None:
             return types.InlineCompletionList(items=[])
         return types.InlineCompletionList(

@@ -194,6 +194,29 @@ async def test_disabling_a_language_in_settings_stops_its_completions(
     assert await inline_completion(client, uri, end_of(REPR))
 
 
+async def stats(client: LanguageClient) -> dict[str, Any]:
+    return as_dict(await client.protocol.send_request_async("flashcode/stats", {}))  # type: ignore[no-any-return]
+
+
+def lookups(report: dict[str, Any]) -> int:
+    """Requests that went past the cheap checks to the cache and the model."""
+    return report["cache"]["session"]["lookups"]  # type: ignore[no-any-return]
+
+
+async def test_no_ghost_text_in_the_middle_of_code_while_typing(client: LanguageClient) -> None:
+    # The cursor before code on its line: a typed suggestion would have to fit around it.
+    uri = open_document(client, "/tmp/flashcode-e2e/mid_line.py", REPR + "self.name\n")
+    before = await stats(client)
+    assert await inline_completion(client, uri, end_of(REPR)) == []
+    after = await stats(client)
+    assert lookups(after) == lookups(before)  # answered without the cache or the model
+    assert after["engine"]["requests"] == before["engine"]["requests"]
+    # Closing brackets after the cursor are no obstacle: the suggestion is looked for.
+    uri = open_document(client, "/tmp/flashcode-e2e/mid_line_closers.py", REPR + "str()\n")
+    await inline_completion(client, uri, types.Position(line=5, character=19))
+    assert lookups(await stats(client)) == lookups(after) + 1
+
+
 async def test_bad_positions_get_empty_answers_and_the_server_keeps_serving(
     client: LanguageClient,
 ) -> None:

@@ -9,6 +9,7 @@ import pytest
 from prompts.context import (
     Document,
     as_comment,
+    completable_mid_line,
     display_path,
     header,
     identifiers,
@@ -195,3 +196,18 @@ def test_snippets_from_one_document_do_not_overlap() -> None:
 def test_no_snippets_when_nothing_identifies_the_cursor_window() -> None:
     current = doc("shop/empty.py", "\n\n")
     assert related_snippets(current, 1, [doc("shop/pricing.py", PRICING)]) == []
+
+
+@pytest.mark.parametrize(
+    "suffix",
+    ["", "\nnext_line()", "   \n", ")", '")', "])\n", "):", ") {", "];", "),\n", "'", "}\r\n"],
+)
+def test_a_suggestion_fits_before_closers_and_a_final_mark(suffix: str) -> None:
+    assert completable_mid_line(suffix)
+
+
+@pytest.mark.parametrize(
+    "suffix", ["self.name", " + 1)", "x)", ", b)", "): pass", ") or y", "# note"]
+)
+def test_no_suggestion_while_typing_in_front_of_code(suffix: str) -> None:
+    assert not completable_mid_line(suffix)
