@@ -58,6 +58,16 @@ def drop_typed_whitespace(text: str, prefix: str) -> str:
     return text[min(typed, lead) :]
 
 
+def drop_indentation_mid_line(text: str, prefix: str) -> str:
+    """A line's indentation where the cursor follows code on its line: the model began a new
+    line in the wrong place (`str(` + `        self.assertEqual(...)`), so nothing fits."""
+    line = _cursor_line(prefix)
+    indent = len(text) - len(text.lstrip(" \t"))
+    if line.strip() and not line[-1:].isspace() and indent >= 2:
+        return ""
+    return text
+
+
 def keep_first_line(text: str) -> str:
     """Single-line mode: the rest of the cursor's line only."""
     return text.split("\n", 1)[0].rstrip("\r")
@@ -262,6 +272,7 @@ def postprocess(raw: str, ctx: PostprocessContext) -> str:
     if not ctx.multiline:
         text = keep_first_line(text)
     text = drop_typed_whitespace(text, ctx.prefix)
+    text = drop_indentation_mid_line(text, ctx.prefix)
     text = drop_repetition(text, _cursor_line(ctx.prefix))
     if ctx.multiline:
         text = stop_at_block_end(text, ctx.prefix, ctx.suffix)

@@ -56,7 +56,7 @@ def run_complete(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]
 def test_complete_prints_the_models_suggestion(tmp_path: Path) -> None:
     source = tmp_path / "user.py"
     source.write_text(REPR)
-    run = run_complete(tmp_path, str(source), "--line", "4", "--character", "15")
+    run = run_complete(tmp_path, str(source), "--line", "5", "--character", "15")
     assert run.returncode == 0, run.stderr
     suggestion = run.stdout.rstrip("\n")
     assert suggestion.strip(), "the default model completes a __repr__ return"

@@ -8,6 +8,7 @@ from prompts.postprocess import (
     cut_at_stop_strings,
     cut_at_suffix_repeat,
     drop_if_empty,
+    drop_indentation_mid_line,
     drop_repetition,
     drop_typed_whitespace,
     keep_first_line,
@@ -267,3 +268,13 @@ def test_indentation_typed_on_a_blank_line_is_not_doubled() -> None:
     assert (
         complete(raw, prefix, "", multiline=True) == "self.items.append(item)\n        return item"
     )
+
+
+def test_indentation_after_code_on_the_cursor_line_is_a_misplaced_line() -> None:
+    junk = "        self.assertEqual(self.name, 'foo')"
+    assert drop_indentation_mid_line(junk, "        return str(") == ""
+    assert drop_indentation_mid_line("\tx = 1", "    y = f(\t") == "\tx = 1"  # typed blank
+    assert drop_indentation_mid_line(" + 1", "    total = n") == " + 1"  # one space separates
+    assert drop_indentation_mid_line(junk, "") == junk  # at a line start it is indentation
+    assert drop_indentation_mid_line(junk, "class A:\n    ") == junk
+    assert drop_indentation_mid_line("\n        pass", "    def f():") == "\n        pass"
