@@ -73,11 +73,15 @@ async def test_greedy_output_is_the_same_alone_and_in_a_batch(model: str) -> Non
 
 async def joins_running_batch(engine: Engine) -> None:
     first, second = GREEDY["qwen2"]["prompts"][:2]
-    alone_first = await engine.generate(request(first, 80))
+    # The first runs as long as the context allows (about 200 steps) and the second joins after
+    # 5: it finishes while the first still decodes unless this thread is kept off the CPU for
+    # some 170 model steps.
+    long_run = engine.max_length - len(first) - 40
+    alone_first = await engine.generate(request(first, long_run))
     alone_second = await engine.generate(request(second, 20))
     steps_before = stat(engine, "decode_steps")
-    running = asyncio.create_task(engine.generate(request(first, 80)))
-    await until(lambda: stat(engine, "decode_steps") >= steps_before + 10, engine)
+    running = asyncio.create_task(engine.generate(request(first, long_run)))
+    await until(lambda: stat(engine, "decode_steps") >= steps_before + 5, engine)
     joined = await engine.generate(request(second, 20))
     assert not running.done()  # the second one finished while the first was still decoding
     assert joined.token_ids == alone_second.token_ids
