@@ -279,10 +279,18 @@ def _stop_strings(
     return tuple(stops)
 
 
-def typed_whitespace(prefix: str) -> str:
-    """The spaces and tabs at the end of the cursor's line, before the cursor."""
-    line = prefix[prefix.rfind("\n") + 1 :]
-    return line[len(line.rstrip(" \t")) :]
+def healed_whitespace(prefix: str) -> str:
+    """The typed blank the prompt leaves out (token healing): a trailing space only.
+
+    BPE pre-tokenizers split a run of blanks before a word into the run less its last character,
+    then that space joined to the word (`"       "`, `" if"`). A prompt that ends in the whole
+    run ends at a token boundary the model never saw, and one without the run makes it write the
+    indentation again, which a small model often does not. Leaving out just the last space ends
+    the prompt where training text has a boundary; the model writes the space with its first word
+    and post-processing drops what the user already typed. Tabs stand alone in those
+    vocabularies, so a run ending in a tab is left whole.
+    """
+    return " " if prefix.endswith(" ") else ""
 
 
 def build_completion_prompt(
@@ -307,10 +315,7 @@ def build_completion_prompt(
     tokens. `multiline` overrides the syntax-based choice of a one-line or a block answer.
     """
     prefix_full, suffix_full = split_at_cursor(document.text, offset)
-    # Spaces typed before the cursor are left out of the prompt: BPE vocabularies fold a space
-    # into the word after it, so a prompt ending in a bare space is one the model rarely saw.
-    # The model writes the space again; post-processing drops what the user already typed.
-    prefix_full = prefix_full[: len(prefix_full) - len(typed_whitespace(prefix_full))]
+    prefix_full = prefix_full[: len(prefix_full) - len(healed_whitespace(prefix_full))]
     language = language_of(document.language_id, document.path) or document.language_id
     tokenizer = _Encoder(tokenizer)
     pre = _special_id(tokenizer, template.prefix_token, template)

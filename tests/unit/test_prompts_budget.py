@@ -258,7 +258,7 @@ def test_repository_level_prompt_in_qwen_layout() -> None:
     prompt = build(text, len(text), tokenizer, open_documents=[other], repo_level=True)
     assert prompt.text == (
         "<|file_sep|>shop/lines.py\ndef line_total(quantity, unit):\n    return quantity * unit\n"
-        "<|file_sep|>shop/pricing.py\n<|fim_prefix|>def invoice_total(quantity, unit):\n"
+        "<|file_sep|>shop/pricing.py\n<|fim_prefix|>def invoice_total(quantity, unit):\n   "
         "<|fim_suffix|><|fim_middle|>"
     )
     file_sep, pre = ids_of(tokenizer, "<|file_sep|>", "<|fim_prefix|>")
@@ -331,12 +331,15 @@ def test_cursor_outside_the_document_is_a_clear_error() -> None:
         build("x = 1\n", 99, FakeTokenizer())
 
 
-def test_spaces_typed_before_the_cursor_are_left_to_the_model() -> None:
+def test_the_last_space_typed_is_left_to_the_model() -> None:
+    # BPE splits "        if" into seven spaces and " if": the prompt ends at that boundary.
     text = "def fibonacci(n):\n    return "
     prompt = build(text, len(text), FakeTokenizer())
     assert prompt.prefix.endswith("    return")
     blank = "class Stack:\n    def push(self, item):\n        "
-    assert build(blank, len(blank), FakeTokenizer()).prefix.endswith("item):\n")
+    assert build(blank, len(blank), FakeTokenizer()).prefix.endswith("item):\n       ")
+    tabs = "class Stack:\n\tdef push(self, item):\n\t\t"
+    assert build(tabs, len(tabs), FakeTokenizer()).prefix.endswith("item):\n\t\t")
 
 
 def test_nothing_after_the_cursor_gives_a_plain_prompt_without_fim_tokens() -> None:
