@@ -7,7 +7,6 @@ import asyncio
 import importlib
 import json
 import logging
-import platform
 import sys
 from pathlib import Path
 from typing import Any
@@ -115,25 +114,11 @@ def _module_main(module: str, argv: list[str]) -> int:
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    import onnxruntime
+    from lsp_server.doctor import run_checks
 
-    from inference.router import default_model_dir
-
-    report: dict[str, Any] = {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "onnxruntime": onnxruntime.__version__,
-        "providers": onnxruntime.get_available_providers(),
-        "default_model": str(default_model_dir()),
-    }
-    try:
-        from inference.model import load_model_info
-
-        report["default_model_info"] = load_model_info(default_model_dir()).describe()
-    except Exception as exc:  # doctor reports every problem it finds rather than stopping
-        report["default_model_error"] = str(exc)
-    print(json.dumps(report, indent=2, default=str))
-    return 0
+    report = run_checks()
+    print(json.dumps(report, indent=2))
+    return 0 if report["ok"] else 1
 
 
 def _stats(args: argparse.Namespace) -> int:

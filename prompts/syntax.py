@@ -213,7 +213,8 @@ _RECENT_TREES = 4
 
 
 @cache
-def _language(language: str) -> Language:
+def load_grammar(language: str) -> Language:
+    """The tree-sitter grammar of a supported language (raises if its wheel is broken)."""
     return Language(_SPECS[language].load())
 
 
@@ -287,7 +288,7 @@ def _parse(language: str, text: str) -> Tree:
     with _parse_lock:
         parser = _parsers.get(language)
         if parser is None:
-            parser = _parsers[language] = Parser(_language(language))
+            parser = _parsers[language] = Parser(load_grammar(language))
         recent = _recent.setdefault(language, [])
         best: tuple[Tree, int] | None = None
         for old, old_tree in recent:
@@ -547,7 +548,7 @@ _FUNCTIONAL_CALLS = frozenset(
 
 def _compiles(language: str, pattern: str) -> bool:
     try:
-        Query(_language(language), pattern)
+        Query(load_grammar(language), pattern)
     except Exception:  # tree-sitter raises its own error types for unknown node names
         return False
     return True
@@ -576,7 +577,7 @@ def _queries(language: str) -> tuple[Query, Query]:
         _alternation(language, spec.loops | _IMPERATIVE_UPDATES, "imperative"),
         *(p for p in _CALL_PATTERNS if _compiles(language, p)),
     ]
-    grammar = _language(language)
+    grammar = load_grammar(language)
     return Query(grammar, "\n".join(filter(None, complexity))), Query(
         grammar, "\n".join(filter(None, style))
     )
