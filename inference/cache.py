@@ -387,11 +387,11 @@ class CompletionCache:
                 self._count(lambda c: setattr(c, "stored", c.stored + 1))
 
     # -- patterns ------------------------------------------------------------------------------
-    def get_patterns(self, key: str) -> list[tuple[tuple[str, ...], str]]:
-        """The completions stored under a pattern key as (lines, origin), best first."""
+    def get_patterns(self, key: str) -> list[tuple[tuple[str, ...], str, str]]:
+        """The completions stored under a pattern key as (lines, origin, source), best first."""
         with self.layers["pattern"].guard() as cache:
             raw = cache.get(key) if cache is not None else None
-            return [(tuple(e["lines"]), e["origin"]) for e in _decode_candidates(raw)]
+            return [(tuple(e["lines"]), e["origin"], e["source"]) for e in _decode_candidates(raw)]
         return []
 
     def add_patterns(self, examples: Iterable[tuple[str, Sequence[str], str]], source: str) -> int:

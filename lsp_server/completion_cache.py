@@ -105,6 +105,11 @@ class CompletionCacheStep:
     def forget(self, uri: str) -> None:
         self.learner.forget(uri)
 
+    def learn_examples(self, examples: Sequence[PatternExample]) -> None:
+        """Store examples mined from the user's own files (the workspace pass)."""
+        if self.cache is not None:
+            self.cache.add_patterns(((e.key, e.lines, e.entity) for e in examples), "workspace")
+
     def close(self) -> None:
         if self.cache is not None:
             self.cache.close()
@@ -140,7 +145,10 @@ class CompletionCacheStep:
         site = site_at(document.text, offset, language)
         stored = cache.get_patterns(site.key) if site is not None else []
         if site is not None and stored:
-            candidates = [PatternExample(site.key, lines, origin) for lines, origin in stored]
+            candidates = [
+                PatternExample(site.key, lines, origin, written_by_user=source == "workspace")
+                for lines, origin, source in stored
+            ]
             instance = complete(
                 site,
                 candidates,

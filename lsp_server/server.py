@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 from typing import Any, BinaryIO
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInternalError, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
+from pygls.uris import to_fs_path
 
 from lsp_server.completion_service import CompletionService, Suggestion
 from lsp_server.models import ModelManager
-from lsp_server.settings import merge
+from lsp_server.settings import DEFAULT_SECRET_GLOBS, merge
 from lsp_server.transport import serve_stdio
+from lsp_server.workspace_patterns import WorkspaceLearning, learn_workspace
 from prompts.context import Document
 
 log = logging.getLogger(__name__)
@@ -81,6 +84,8 @@ class FlashcodeServer(LanguageServer):
         self.completions.cache.on_warning = self._cache_warning
         self.background: set[asyncio.Task[Any]] = set()
         self.load_progress_token: str | None = None
+        self.workspace_learning: WorkspaceLearning | None = None  # None until it starts
+        self.shutting_down = False
 
     def start_io(self, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
         if stdin is None and stdout is None and serve_stdio(self):
@@ -101,6 +106,28 @@ class FlashcodeServer(LanguageServer):
         apply_log_level(self.settings.log_level)
         self.completions.cache.configure(self.settings.cache)
         return problems
+
+    def learn_workspace_patterns(self) -> None:
+        """Start the one background pass over the workspace's files (see workspace_patterns)."""
+        cache = self.settings.cache
+        if self.workspace_learning is not None or not (cache.enabled and cache.learn_workspace):
+            return
+        roots = [Path(path) for uri in self.workspace.folders if (path := to_fs_path(uri))]
+        if not roots and self.workspace.root_path:
+            roots = [Path(self.workspace.root_path)]
+        if not roots:
+            return
+        self.workspace_learning = WorkspaceLearning()
+        step = self.completions.cache
+        self.spawn(
+            learn_workspace(
+                roots,
+                (*DEFAULT_SECRET_GLOBS, *cache.exclude_globs),
+                step.learn_examples,
+                self.workspace_learning,
+                lambda: step.cache is not None and not self.shutting_down,
+            )
+        )
 
     def _cache_warning(self, message: str) -> None:
         # A rebuilt cache database: completions go on, the user should know where the old one went.

@@ -33,6 +33,7 @@ class CacheSettings:
     max_size_mb: int = 256  # disk budget of the completion cache
     directory: str = ""  # "" = the user cache directory
     exclude_globs: list[str] = field(default_factory=list)  # on top of DEFAULT_SECRET_GLOBS
+    learn_workspace: bool = True  # mine the workspace's files for patterns, not just open ones
 
 
 @dataclass(kw_only=True)

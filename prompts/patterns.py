@@ -409,6 +409,9 @@ class PatternExample:
     key: str
     lines: tuple[str, ...]
     entity: str  # the entity it was written for ("order_item"): its fields are not the next one's
+    # Code the user wrote (a document or a workspace file), not a model's guess: the names it
+    # uses besides the entity's exist in the project even when no open document shows them.
+    written_by_user: bool = False
 
 
 def _block(lines: Sequence[str], index: int, stop: int | None) -> list[str]:
@@ -830,7 +833,8 @@ def complete(
             continue
         # Names are checked on the whole line: a name may start in what is typed already.
         whole = site.line_prefix + completion
-        if unknown_names(whole, site.language, texts):
+        known = (*texts, *candidate.lines) if candidate.written_by_user else texts
+        if unknown_names(whole, site.language, known):
             continue
         source = Entity(tuple(candidate.entity.split("_"))) if candidate.entity else site.entity
         if foreign_fields(whole, source, site.entity, texts, site.language):

@@ -33,6 +33,7 @@ async def pull_workspace_settings(server: FlashcodeServer) -> None:
 
 async def apply_settings(server: FlashcodeServer) -> None:
     server.report_problems(server.refresh_settings())
+    server.learn_workspace_patterns()
     await server.models.load(server.settings)
 
 
@@ -62,6 +63,7 @@ def register(server: FlashcodeServer) -> None:
             ls.workspace_settings = dict(unwrap_section(settings))
             # Applied before the next message is read: a request sent right after sees it.
             ls.report_problems(ls.refresh_settings())
+            ls.learn_workspace_patterns()
             ls.spawn(ls.models.load(ls.settings))
         else:
 
@@ -77,4 +79,5 @@ def register(server: FlashcodeServer) -> None:
 
     @server.feature(types.SHUTDOWN)
     def shutdown(ls: FlashcodeServer, params: None) -> None:
+        ls.shutting_down = True
         ls.models.close()

@@ -95,6 +95,8 @@ def stats_payload(server: FlashcodeServer) -> dict[str, Any]:
     if server.models.flash is not None:
         result["engine"] = server.models.flash.primary.stats()
     result["cache"] = server.completions.cache.stats()
+    if server.workspace_learning is not None:
+        result["cache"]["workspace"] = server.workspace_learning.as_dict()
     return result
 
 

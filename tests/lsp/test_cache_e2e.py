@@ -125,8 +125,9 @@ async def ready(status: StatusLog) -> None:
 
 
 @contextlib.asynccontextmanager
-async def server(cache_dir: Path) -> AsyncIterator[LanguageClient]:
-    """A server of its own, for tests that restart it or break its cache before it starts."""
+async def server(cache_dir: Path, workspace: Path | None = None) -> AsyncIterator[LanguageClient]:
+    """A server of its own, for tests that restart it, break its cache before it starts, or
+    open a workspace folder."""
     lsp = make_test_lsp_client()
     await lsp.start_io(
         sys.executable,
@@ -142,6 +143,10 @@ async def server(cache_dir: Path) -> AsyncIterator[LanguageClient]:
             types.InitializeParams(
                 capabilities=client_capabilities("neovim"),
                 initialization_options=cache_options(cache_dir),
+                root_uri=workspace.as_uri() if workspace else None,
+                workspace_folders=[types.WorkspaceFolder(uri=workspace.as_uri(), name="ws")]
+                if workspace
+                else None,
             )
         )
         await ready(status)
@@ -286,3 +291,27 @@ async def test_a_corrupt_cache_database_is_moved_aside_and_the_server_keeps_comp
         assert report["session"]["exact"]["hits"] == 1  # the rebuilt cache works
         assert report["recoveries"] == 2
     assert len(list(directory.glob("*.broken-*"))) == 2
+
+
+async def test_patterns_are_learned_from_workspace_files_that_are_not_open(tmp_path: Path) -> None:
+    workspace = tmp_path / "shop"
+    (workspace / "app").mkdir(parents=True)
+    (workspace / "app" / "models.py").write_text(MODELS)
+    (workspace / "app" / "users.py").write_text(USERS)
+    # Vendored code and secret-looking files are never read.
+    (workspace / "node_modules" / "pkg").mkdir(parents=True)
+    (workspace / "node_modules" / "pkg" / "carts.py").write_text(USERS.replace("User", "Cart"))
+    (workspace / "app" / "secret_items.py").write_text(USERS.replace("User", "Item"))
+    async with server(tmp_path / "cache", workspace) as lsp:
+        for _ in range(600):
+            learning = (await stats(lsp))["cache"].get("workspace", {})
+            if learning.get("done"):
+                break
+            await asyncio.sleep(0.05)
+        assert learning == {"files": 2, "mined": 2, "examples": learning["examples"], "done": True}
+        assert learning["examples"] > 0
+        # orders.py is new and users.py was never opened: the pattern comes from the disk.
+        uri = open_document(lsp, str(workspace / "app" / "orders.py"), ORDERS)
+        items = await inline_completion(lsp, uri, end_of(ORDERS))
+        assert texts(items) == ["return self.db.get(Order, order_id)"]
+        assert (await stats(lsp))["cache"]["session"]["pattern"]["hits"] == 1

@@ -49,7 +49,9 @@ def test_completions_survive_a_restart(tmp_path: Path) -> None:
     cache.close()
     again = open_cache(tmp_path / "c")
     assert again.get_exact(key) == "return a + b"
-    assert again.get_patterns("pattern-key") == [(("    def get_\ue000(self):",), "user")]
+    assert again.get_patterns("pattern-key") == [
+        (("    def get_\ue000(self):",), "user", "workspace")
+    ]
     again.close()
 
 
@@ -57,18 +59,18 @@ def test_the_users_own_code_replaces_what_the_model_guessed(tmp_path: Path) -> N
     cache = open_cache(tmp_path / "c")
     cache.add_patterns([("k", ["model 1"], "user")], "model")
     cache.add_patterns([("k", ["model 2"], "order")], "model")
-    assert [lines for lines, _ in cache.get_patterns("k")] == [("model 2",), ("model 1",)]
+    assert [lines for lines, _, _ in cache.get_patterns("k")] == [("model 2",), ("model 1",)]
     # The user wrote something else at such a place: the model's guesses there are dropped.
     cache.add_patterns([("k", ["typed"], "user")], "workspace")
-    assert cache.get_patterns("k") == [(("typed",), "user")]
+    assert cache.get_patterns("k") == [(("typed",), "user", "workspace")]
     # A later guess ranks after the user's code; the same one again is not stored twice.
     assert cache.add_patterns([("k", ["model 3"], "order")], "model") == 1
     assert cache.add_patterns([("k", ["model 3"], "order")], "model") == 0
-    assert [lines for lines, _ in cache.get_patterns("k")] == [("typed",), ("model 3",)]
+    assert [lines for lines, _, _ in cache.get_patterns("k")] == [("typed",), ("model 3",)]
     for n in range(10):
         cache.add_patterns([("k", [f"more {n}"], "user")], "workspace")
     assert len(cache.get_patterns("k")) == 4
-    assert cache.get_patterns("k")[0] == (("more 9",), "user")
+    assert cache.get_patterns("k")[0] == (("more 9",), "user", "workspace")
     cache.close()
 
 
@@ -143,7 +145,7 @@ def test_a_database_locked_by_another_process_is_moved_aside(tmp_path: Path) -> 
         cache = open_cache(tmp_path / "c", warnings)
         assert any("locked" in w for w in warnings)
         assert cache.add_patterns([("k2", ["other"], "user")], "workspace") == 1
-        assert cache.get_patterns("k2") == [(("other",), "user")]
+        assert cache.get_patterns("k2") == [(("other",), "user", "workspace")]
         cache.close()
     finally:
         holder.execute("ROLLBACK")

@@ -3,6 +3,7 @@ the result is something a user would accept."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 from prompts.patterns import (
@@ -289,3 +290,19 @@ def test_a_big_document_is_first_mined_around_the_cursor_and_then_where_it_chang
     )
     again = learner.observe("file:///big.py", edited, "python", 3)
     assert {example.entity for example in again} == {"invoice"}
+
+
+def test_names_in_the_users_own_code_count_as_known_where_a_models_do_not() -> None:
+    # users.py is not open: `db.get` appears in no visible text, only in what was learned.
+    learned = [e for e in mine(USER_REPOSITORY, "python") if "self.db.get(" in e.lines[0]]
+    orders = (
+        "from models import Order\n\n\nclass OrderRepository:\n    def __init__(self, store):\n"
+        "        self.store = store\n\n    def get_order(self, order_id):\n        "
+    )
+    site = site_at(orders, len(orders), "python")
+    assert site is not None and learned
+    as_model = [PatternExample(site.key, e.lines, e.entity) for e in learned]
+    as_user = [PatternExample(site.key, e.lines, e.entity, written_by_user=True) for e in learned]
+    suggest = functools.partial(complete, site, text=orders, offset=len(orders), multiline=False)
+    assert suggest(as_user) == "return self.db.get(Order, order_id)"
+    assert suggest(as_model) is None  # `db` and `get`: a model's guess at names nobody wrote

@@ -1,0 +1,111 @@
+"""CRUD patterns learned from the code already in the workspace, not only the open documents.
+
+When the editor has finished initializing, the workspace folders are walked once in the
+background: source files of a language with a grammar (newest first, vendored and generated
+trees skipped, secret-looking files never read) are mined for pattern examples, which go to the
+pattern cache as the user's own code. Mining runs on a worker thread one file at a time, so a
+completion waits for at most one file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from inference.cache import excluded
+from prompts.patterns import PatternExample, PatternLearner, mine
+from prompts.syntax import SUPPORTED_LANGUAGES, language_of
+
+log = logging.getLogger(__name__)
+
+MAX_FILES = 2_000  # newest first: a huge monorepo is sampled, not read whole
+MAX_FILE_BYTES = 512_000  # bigger files are data or generated code
+# Trees that hold other people's or generated code, or nothing worth learning from.
+SKIPPED_DIRECTORIES = frozenset(
+    {"node_modules", "__pycache__", "site-packages", "dist", "build", "target", "vendor", "venv"}
+)
+
+
+@dataclass
+class WorkspaceLearning:
+    """What the background pass has done, for flashcode/stats."""
+
+    files: int = 0  # files found to mine
+    mined: int = 0  # files mined so far
+    examples: int = 0  # pattern examples they gave
+    done: bool = False
+
+    def as_dict(self) -> dict[str, int | bool]:
+        return {
+            "files": self.files,
+            "mined": self.mined,
+            "examples": self.examples,
+            "done": self.done,
+        }
+
+
+def source_files(
+    roots: Iterable[Path],
+    secret_globs: Sequence[str],
+    max_files: int = MAX_FILES,
+    max_bytes: int = MAX_FILE_BYTES,
+) -> list[tuple[Path, str]]:
+    """(path, grammar) of the workspace's source files worth mining, newest first."""
+    found: dict[Path, tuple[float, str]] = {}
+    for root in roots:
+        for folder, directories, names in os.walk(root):
+            directories[:] = [
+                d for d in directories if not d.startswith(".") and d not in SKIPPED_DIRECTORIES
+            ]
+            for name in names:
+                path = Path(folder, name)
+                language = language_of("", name)
+                if language not in SUPPORTED_LANGUAGES or excluded(str(path), secret_globs):
+                    continue
+                try:
+                    info = path.stat()
+                except OSError:
+                    continue
+                if 0 < info.st_size <= max_bytes:
+                    found[path.resolve()] = (info.st_mtime, language)
+    newest = sorted(found.items(), key=lambda item: item[1][0], reverse=True)
+    return [(path, language) for path, (_, language) in newest[:max_files]]
+
+
+def mine_file(path: Path, language: str) -> list[PatternExample]:
+    """The examples in one file's first lines (as the learner first mines a document)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return []  # unreadable or not text: nothing to learn
+    count = text.count("\n") + 1
+    return mine(text, language, line_range=(0, min(count, PatternLearner.FIRST_LINES)))
+
+
+async def learn_workspace(
+    roots: Sequence[Path],
+    secret_globs: Sequence[str],
+    store: Callable[[list[PatternExample]], None],
+    progress: WorkspaceLearning,
+    still_wanted: Callable[[], bool],
+) -> None:
+    """Mine the workspace's files and `store` each file's examples; stops when `still_wanted()`
+    turns false (the cache was switched off, or the server is shutting down)."""
+    files = await asyncio.to_thread(source_files, roots, secret_globs)
+    progress.files = len(files)
+    for path, language in files:
+        if not still_wanted():
+            break
+        examples = await asyncio.to_thread(mine_file, path, language)
+        if examples:
+            store(examples)
+        progress.mined += 1
+        progress.examples += len(examples)
+    progress.done = True
+    log.info(
+        "learned %d pattern examples from %d workspace files", progress.examples, progress.mined
+    )
