@@ -422,6 +422,38 @@ class CompletionCache:
             self._count(lambda c: setattr(c, "learned", c.learned + added))
         return added
 
+    # -- workspace files already mined --------------------------------------------------------
+    def mined_files(self) -> dict[str, list[int]]:
+        """{path: [mtime_ns, size]} of the workspace files whose patterns are stored. Kept in the
+        pattern layer's directory, so a rebuilt pattern database starts with none."""
+        try:
+            data = json.loads(self._mined_files_path().read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        if not isinstance(data, dict):
+            return {}
+        return {
+            path: stamp
+            for path, stamp in data.items()
+            if isinstance(stamp, list)
+            and len(stamp) == 2
+            and all(isinstance(v, int) for v in stamp)
+        }
+
+    def save_mined_files(self, files: dict[str, list[int]]) -> None:
+        path = self._mined_files_path()
+        if not path.parent.is_dir():
+            return  # the pattern layer is off
+        temporary = path.with_suffix(f".{os.getpid()}.tmp")
+        try:
+            temporary.write_text(json.dumps(files), encoding="utf-8")
+            os.replace(temporary, path)
+        except OSError as exc:  # the next start mines those files again: nothing is lost
+            log.debug("could not save the mined-files list: %s", exc)
+
+    def _mined_files_path(self) -> Path:
+        return self.layers["pattern"].directory / "workspace-files.json"
+
     # -- statistics ----------------------------------------------------------------------------
     def record(self, layer: str, hit: bool, latency_ms: float | None = None) -> None:
         """Count one lookup of `layer`; a hit's latency (ms, lookup to answer) is kept."""

@@ -126,6 +126,8 @@ class FlashcodeServer(LanguageServer):
                 step.learn_examples,
                 self.workspace_learning,
                 lambda: step.cache is not None and not self.shutting_down,
+                step.cache.mined_files() if step.cache is not None else {},
+                lambda files: step.cache.save_mined_files(files) if step.cache else None,
             )
         )
 

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 MAX_FILES = 2_000  # newest first: a huge monorepo is sampled, not read whole
 MAX_FILE_BYTES = 512_000  # bigger files are data or generated code
+PAUSE_S = 0.005  # between files: the pass yields the interpreter to completions
 # Trees that hold other people's or generated code, or nothing worth learning from.
 SKIPPED_DIRECTORIES = frozenset(
     {"node_modules", "__pycache__", "site-packages", "dist", "build", "target", "vendor", "venv"}
@@ -36,6 +37,7 @@ class WorkspaceLearning:
 
     files: int = 0  # files found to mine
     mined: int = 0  # files mined so far
+    unchanged: int = 0  # files skipped: mined by an earlier start and not changed since
     examples: int = 0  # pattern examples they gave
     done: bool = False
 
@@ -43,9 +45,17 @@ class WorkspaceLearning:
         return {
             "files": self.files,
             "mined": self.mined,
+            "unchanged": self.unchanged,
             "examples": self.examples,
             "done": self.done,
         }
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    path: Path
+    language: str  # its grammar
+    stamp: tuple[int, int]  # (mtime in ns, size): unchanged files are not mined again
 
 
 def source_files(
@@ -53,9 +63,9 @@ def source_files(
     secret_globs: Sequence[str],
     max_files: int = MAX_FILES,
     max_bytes: int = MAX_FILE_BYTES,
-) -> list[tuple[Path, str]]:
-    """(path, grammar) of the workspace's source files worth mining, newest first."""
-    found: dict[Path, tuple[float, str]] = {}
+) -> list[SourceFile]:
+    """The workspace's source files worth mining, newest first."""
+    found: dict[Path, SourceFile] = {}
     for root in roots:
         for folder, directories, names in os.walk(root):
             directories[:] = [
@@ -71,9 +81,11 @@ def source_files(
                 except OSError:
                     continue
                 if 0 < info.st_size <= max_bytes:
-                    found[path.resolve()] = (info.st_mtime, language)
-    newest = sorted(found.items(), key=lambda item: item[1][0], reverse=True)
-    return [(path, language) for path, (_, language) in newest[:max_files]]
+                    resolved = path.resolve()
+                    stamp = (info.st_mtime_ns, info.st_size)
+                    found[resolved] = SourceFile(resolved, language, stamp)
+    newest = sorted(found.values(), key=lambda source: source.stamp[0], reverse=True)
+    return newest[:max_files]
 
 
 def mine_file(path: Path, language: str) -> list[PatternExample]:
@@ -92,20 +104,39 @@ async def learn_workspace(
     store: Callable[[list[PatternExample]], None],
     progress: WorkspaceLearning,
     still_wanted: Callable[[], bool],
+    mined_before: dict[str, list[int]] | None = None,
+    save_mined: Callable[[dict[str, list[int]]], None] = lambda _: None,
 ) -> None:
     """Mine the workspace's files and `store` each file's examples; stops when `still_wanted()`
-    turns false (the cache was switched off, or the server is shutting down)."""
+    turns false (the cache was switched off, or the server is shutting down).
+
+    `mined_before` lists the files an earlier start stored, with their (mtime, size): those that
+    have not changed are skipped. `save_mined` keeps the updated list for the next start.
+    """
+    mined = dict(mined_before or {})
     files = await asyncio.to_thread(source_files, roots, secret_globs)
     progress.files = len(files)
-    for path, language in files:
+    for index, source in enumerate(files):
         if not still_wanted():
             break
-        examples = await asyncio.to_thread(mine_file, path, language)
+        key, stamp = str(source.path), list(source.stamp)
+        if mined.get(key) == stamp:
+            progress.unchanged += 1
+            continue
+        examples = await asyncio.to_thread(mine_file, source.path, source.language)
         if examples:
             store(examples)
+        mined[key] = stamp
         progress.mined += 1
         progress.examples += len(examples)
+        if index % 200 == 199:
+            save_mined(mined)
+        await asyncio.sleep(PAUSE_S)
+    save_mined(mined)
     progress.done = True
     log.info(
-        "learned %d pattern examples from %d workspace files", progress.examples, progress.mined
+        "learned %d pattern examples from %d workspace files (%d unchanged since the last start)",
+        progress.examples,
+        progress.mined,
+        progress.unchanged,
     )

@@ -302,16 +302,26 @@ async def test_patterns_are_learned_from_workspace_files_that_are_not_open(tmp_p
     (workspace / "node_modules" / "pkg").mkdir(parents=True)
     (workspace / "node_modules" / "pkg" / "carts.py").write_text(USERS.replace("User", "Cart"))
     (workspace / "app" / "secret_items.py").write_text(USERS.replace("User", "Item"))
-    async with server(tmp_path / "cache", workspace) as lsp:
-        for _ in range(600):
-            learning = (await stats(lsp))["cache"].get("workspace", {})
-            if learning.get("done"):
-                break
-            await asyncio.sleep(0.05)
-        assert learning == {"files": 2, "mined": 2, "examples": learning["examples"], "done": True}
-        assert learning["examples"] > 0
-        # orders.py is new and users.py was never opened: the pattern comes from the disk.
-        uri = open_document(lsp, str(workspace / "app" / "orders.py"), ORDERS)
-        items = await inline_completion(lsp, uri, end_of(ORDERS))
-        assert texts(items) == ["return self.db.get(Order, order_id)"]
-        assert (await stats(lsp))["cache"]["session"]["pattern"]["hits"] == 1
+    for start in ("first", "restart"):
+        async with server(tmp_path / "cache", workspace) as lsp:
+            learning = await workspace_learning(lsp)
+            if start == "first":
+                assert learning["files"] == learning["mined"] == 2 and learning["examples"] > 0
+            else:  # nothing changed on disk: nothing is mined again, the patterns are kept
+                assert learning["files"] == learning["unchanged"] == 2
+                assert learning["mined"] == 0
+            # orders.py is new and users.py was never opened: the pattern comes from the disk.
+            uri = open_document(lsp, str(workspace / "app" / "orders.py"), ORDERS)
+            items = await inline_completion(lsp, uri, end_of(ORDERS))
+            assert texts(items) == ["return self.db.get(Order, order_id)"]
+            assert (await stats(lsp))["cache"]["session"]["pattern"]["hits"] == 1
+
+
+async def workspace_learning(lsp: LanguageClient) -> dict[str, Any]:
+    """The workspace pass's report once it is done."""
+    for _ in range(600):
+        learning: dict[str, Any] = (await stats(lsp))["cache"].get("workspace", {})
+        if learning.get("done"):
+            return learning
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the workspace pass did not finish: {learning}")
