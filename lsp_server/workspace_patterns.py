@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 MAX_FILES = 2_000  # newest first: a huge monorepo is sampled, not read whole
 MAX_FILE_BYTES = 512_000  # bigger files are data or generated code
 PAUSE_S = 0.005  # between files: the pass yields the interpreter to completions
+# Directory entries looked at before the walk stops: an editor opened in a home directory
+# must not make the server crawl the whole disk.
+MAX_SCANNED = 50_000
 # Trees that hold other people's or generated code, or nothing worth learning from.
 SKIPPED_DIRECTORIES = frozenset(
     {"node_modules", "__pycache__", "site-packages", "dist", "build", "target", "vendor", "venv"}
@@ -63,11 +66,18 @@ def source_files(
     secret_globs: Sequence[str],
     max_files: int = MAX_FILES,
     max_bytes: int = MAX_FILE_BYTES,
+    max_scanned: int = MAX_SCANNED,
 ) -> list[SourceFile]:
     """The workspace's source files worth mining, newest first."""
     found: dict[Path, SourceFile] = {}
+    scanned = 0
     for root in roots:
         for folder, directories, names in os.walk(root):
+            scanned += len(directories) + len(names)
+            if scanned > max_scanned:
+                log.info("workspace pass: stopped looking after %d entries", max_scanned)
+                directories.clear()
+                break
             directories[:] = [
                 d for d in directories if not d.startswith(".") and d not in SKIPPED_DIRECTORIES
             ]

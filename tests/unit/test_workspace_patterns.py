@@ -44,6 +44,8 @@ def test_source_files_skip_vendored_hidden_secret_big_and_foreign_files(tmp_path
     ]
     assert source_files([tmp_path], DEFAULT_SECRET_GLOBS, max_files=1) == found[:1]
     assert source_files([tmp_path], (*DEFAULT_SECRET_GLOBS, "*.ts")) == found[1:]
+    # A root the size of a home directory: the walk stops instead of crawling it all.
+    assert source_files([tmp_path], DEFAULT_SECRET_GLOBS, max_scanned=3) == []
 
 
 def test_a_workspace_file_is_mined_like_an_open_document(tmp_path: Path) -> None:
