@@ -105,7 +105,11 @@ def mine_file(path: Path, language: str) -> list[PatternExample]:
     except (OSError, UnicodeDecodeError):
         return []  # unreadable or not text: nothing to learn
     count = text.count("\n") + 1
-    return mine(text, language, line_range=(0, min(count, PatternLearner.FIRST_LINES)))
+    try:
+        return mine(text, language, line_range=(0, min(count, PatternLearner.FIRST_LINES)))
+    except Exception:  # one odd file must not end the pass for the others
+        log.exception("workspace pass: could not mine %s", path)
+        return []
 
 
 async def learn_workspace(
