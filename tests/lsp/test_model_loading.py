@@ -13,7 +13,11 @@ from pytest_lsp import LanguageClient, client_capabilities
 from tests.conftest import e2e_model_dir
 from tests.lsp.harness import end_of, inline_completion, open_document, server_config, watch_status
 
-CODE = "def greet(name):\n    return "
+# A context the default model completes (a two-line one gets only a repetition loop, dropped).
+CODE = (
+    "class User:\n    def __init__(self, name):\n        self.name = name\n\n"
+    "    def __repr__(self):\n        return "
+)
 
 
 async def session(lsp_client: LanguageClient) -> AsyncIterator[None]:
