@@ -5,10 +5,12 @@ against the raw pipe rather than through a client library."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
 import tempfile
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -42,27 +44,31 @@ async def answer_to(stdout: asyncio.StreamReader, request_id: int) -> dict[str, 
             continue
 
 
-async def start() -> asyncio.subprocess.Process:
+@contextlib.asynccontextmanager
+async def initialized_server() -> AsyncIterator[asyncio.subprocess.Process]:
+    """The server started on pipes and initialized; killed at the end unless it has exited."""
     cache = tempfile.mkdtemp(prefix="flashcode-e2e-cache-")  # never the user's cache
-    return await asyncio.create_subprocess_exec(
+    server = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "lsp_server", "--model", str(e2e_model_dir()),
-        "--log-level", "warning",
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
         env={**os.environ, "PYTHONPATH": str(ROOT), "FLASHCODE_CACHE__DIRECTORY": cache},
     )  # fmt: skip
-
-
-async def initialize(server: asyncio.subprocess.Process) -> None:
     assert server.stdin is not None and server.stdout is not None
-    server.stdin.write(
-        frame({"jsonrpc": "2.0", "id": 1, "method": "initialize",
-               "params": {"processId": None, "rootUri": None, "capabilities": {}}})
-    )  # fmt: skip
-    await server.stdin.drain()
-    reply = await answer_to(server.stdout, 1)
-    assert "inlineCompletionProvider" in reply["result"]["capabilities"]
-    server.stdin.write(frame({"jsonrpc": "2.0", "method": "initialized", "params": {}}))
+    try:
+        server.stdin.write(
+            frame({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                   "params": {"processId": None, "rootUri": None, "capabilities": {}}})
+        )  # fmt: skip
+        await server.stdin.drain()
+        reply = await answer_to(server.stdout, 1)
+        assert "inlineCompletionProvider" in reply["result"]["capabilities"]
+        server.stdin.write(frame({"jsonrpc": "2.0", "method": "initialized", "params": {}}))
+        yield server
+    finally:
+        if server.returncode is None:
+            server.kill()
+            await server.wait()
 
 
 async def ask_inline(server: asyncio.subprocess.Process, request_id: int, uri: str) -> Any:
@@ -77,10 +83,8 @@ async def ask_inline(server: asyncio.subprocess.Process, request_id: int, uri: s
 
 
 async def test_messages_split_across_writes_and_a_large_document_are_read_whole() -> None:
-    server = await start()
-    assert server.stdin is not None and server.stdout is not None
-    try:
-        await initialize(server)
+    async with initialized_server() as server:
+        assert server.stdin is not None and server.stdout is not None
         # About 2 MB of document in one message, written in uneven pieces as a pipe may carry it.
         text = "".join(f"value_{i} = {i}\n" for i in range(150_000))
         opened = frame(
@@ -102,31 +106,20 @@ async def test_messages_split_across_writes_and_a_large_document_are_read_whole(
         server.stdin.write(frame({"jsonrpc": "2.0", "method": "exit"}))
         await server.stdin.drain()
         assert await asyncio.wait_for(server.wait(), 30) == 0
-    finally:
-        if server.returncode is None:
-            server.kill()
-            await server.wait()
 
 
 async def test_the_server_keeps_serving_after_a_request_it_cannot_parse() -> None:
-    server = await start()
-    assert server.stdin is not None and server.stdout is not None
-    try:
-        await initialize(server)
+    async with initialized_server() as server:
+        assert server.stdin is not None and server.stdout is not None
         body = b"{not json"
         server.stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
         reply = await ask_inline(server, 2, "file:///tmp/never-opened.py")
         assert "error" not in reply
-    finally:
-        server.kill()
-        await server.wait()
 
 
 async def test_requests_without_params_or_with_malformed_ones_are_answered() -> None:
-    server = await start()
-    assert server.stdin is not None and server.stdout is not None
-    try:
-        await initialize(server)
+    async with initialized_server() as server:
+        assert server.stdin is not None and server.stdout is not None
         # JSON-RPC lets a request leave params out.
         server.stdin.write(frame({"jsonrpc": "2.0", "id": 2, "method": "flashcode/stats"}))
         assert "completions" in (await answer_to(server.stdout, 2))["result"]
@@ -138,32 +131,20 @@ async def test_requests_without_params_or_with_malformed_ones_are_answered() -> 
         assert "textDocument/inlineCompletion" in error["message"]
         reply = await ask_inline(server, 4, "file:///tmp/never-opened.py")
         assert "error" not in reply
-    finally:
-        server.kill()
-        await server.wait()
 
 
 @pytest.mark.parametrize("cut_mid_message", [False, True])
 async def test_the_server_exits_when_the_editor_closes_stdin(cut_mid_message: bool) -> None:
-    server = await start()
-    assert server.stdin is not None
-    try:
-        await initialize(server)
+    async with initialized_server() as server:
+        assert server.stdin is not None and server.stdout is not None
         if cut_mid_message:
             server.stdin.write(frame({"jsonrpc": "2.0", "id": 3, "method": "shutdown"})[:-5])
             await server.stdin.drain()
         server.stdin.close()
         await asyncio.wait_for(server.wait(), 30)
-    finally:
-        if server.returncode is None:
-            server.kill()
-            await server.wait()
 
 
 async def test_a_settings_change_applies_to_the_request_written_right_after_it() -> None:
-    server = await start()
-    assert server.stdin is not None and server.stdout is not None
-
     def cache_enabled(enabled: bool) -> bytes:
         return frame(
             {"jsonrpc": "2.0", "method": "workspace/didChangeConfiguration",
@@ -173,13 +154,10 @@ async def test_a_settings_change_applies_to_the_request_written_right_after_it()
     def stats(request_id: int) -> bytes:
         return frame({"jsonrpc": "2.0", "id": request_id, "method": "flashcode/stats"})
 
-    try:
-        await initialize(server)
+    async with initialized_server() as server:
+        assert server.stdin is not None and server.stdout is not None
         # Each pair in one write: the editor expects the messages handled in the order sent.
         for request_id, enabled in enumerate((False, True, False), start=2):
             server.stdin.write(cache_enabled(enabled) + stats(request_id))
             reply = await answer_to(server.stdout, request_id)
             assert reply["result"]["cache"]["enabled"] is enabled
-    finally:
-        server.kill()
-        await server.wait()
