@@ -31,10 +31,17 @@ async def pull_workspace_settings(server: FlashcodeServer) -> None:
         server.workspace_settings = dict(unwrap_section(answer[0]))
 
 
-async def apply_settings(server: FlashcodeServer) -> None:
+def apply_settings(server: FlashcodeServer) -> None:
+    """Take the merged settings now, so a request that follows sees them; the model (re)loads in
+    the background."""
     server.report_problems(server.refresh_settings())
     server.learn_workspace_patterns()
-    await server.models.load(server.settings)
+    server.spawn(server.models.load(server.settings))
+
+
+async def pull_and_apply_settings(server: FlashcodeServer) -> None:
+    await pull_workspace_settings(server)
+    apply_settings(server)
 
 
 def register(server: FlashcodeServer) -> None:
@@ -48,11 +55,7 @@ def register(server: FlashcodeServer) -> None:
     @server.feature(types.INITIALIZED)
     async def initialized(ls: FlashcodeServer, params: types.InitializedParams) -> None:
         # Never awaited by initialize: the model loads while the editor goes on.
-        async def start() -> None:
-            await pull_workspace_settings(ls)
-            await apply_settings(ls)
-
-        ls.spawn(start())
+        ls.spawn(pull_and_apply_settings(ls))
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     def did_change_configuration(
@@ -61,17 +64,9 @@ def register(server: FlashcodeServer) -> None:
         settings = params.settings
         if isinstance(settings, dict) and settings.get("flashcode") is not None:
             ls.workspace_settings = dict(unwrap_section(settings))
-            # Applied before the next message is read: a request sent right after sees it.
-            ls.report_problems(ls.refresh_settings())
-            ls.learn_workspace_patterns()
-            ls.spawn(ls.models.load(ls.settings))
+            apply_settings(ls)  # before the next message is read
         else:
-
-            async def pull() -> None:
-                await pull_workspace_settings(ls)
-                await apply_settings(ls)
-
-            ls.spawn(pull())
+            ls.spawn(pull_and_apply_settings(ls))
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: FlashcodeServer, params: types.DidCloseTextDocumentParams) -> None:
