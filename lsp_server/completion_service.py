@@ -17,7 +17,7 @@ from lsp_server.completion_cache import CompletionCacheStep
 from lsp_server.model_step import model_prompt, model_request, shown_text
 from lsp_server.models import ModelManager
 from lsp_server.settings import Settings
-from prompts.context import Document, completable_mid_line
+from prompts.context import Document, completable_mid_line, cursor_line
 from prompts.fim import select_template
 from prompts.syntax import SUPPORTED_LANGUAGES, language_of, scope_at, wants_multiline
 from prompts.typeahead import ShownSuggestion, remaining_suggestion
@@ -182,5 +182,5 @@ class CompletionService:
             text=text,
             source=source,
             latency_ms=latency,
-            line_prefix=prefix[prefix.rfind("\n") + 1 :],
+            line_prefix=cursor_line(prefix),
         )

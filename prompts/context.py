@@ -41,7 +41,16 @@ def split_at_cursor(text: str, offset: int) -> tuple[str, str]:
     return text[:offset], text[offset:]
 
 
-# --- comments and the header ----------------------------------------------------------------
+def cursor_line(prefix: str) -> str:
+    """The cursor's line up to the cursor, from the text before it."""
+    return prefix[prefix.rfind("\n") + 1 :]
+
+
+def rest_of_line(suffix: str) -> str:
+    """The cursor's line after the cursor, from the text after it."""
+    end = suffix.find("\n")
+    return suffix if end == -1 else suffix[:end]
+
 
 # What may follow the cursor on its line for a suggestion typed as you go: closing brackets and
 # quotes, then at most one `:`, `;`, `,` or `{` (the rule editors' completion engines use).
@@ -52,10 +61,10 @@ def completable_mid_line(suffix: str) -> bool:
     """Whether an as-you-type suggestion fits before `suffix`: nothing but closers and a final
     punctuation mark may follow the cursor on its line. Anywhere else a suggestion would have to
     be written around the code already there, and a small model mostly gets that wrong."""
-    end = suffix.find("\n")
-    rest = suffix if end == -1 else suffix[:end]
-    return _COMPLETABLE_REST_OF_LINE.fullmatch(rest.rstrip("\r")) is not None
+    return _COMPLETABLE_REST_OF_LINE.fullmatch(rest_of_line(suffix).rstrip("\r")) is not None
 
+
+# --- comments and the header ----------------------------------------------------------------
 
 _HASH = ("# ", "")
 _SLASH = ("// ", "")

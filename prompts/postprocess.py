@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from prompts.context import cursor_line, rest_of_line
 from prompts.fim import ALL_SPECIAL_TEXTS
 from prompts.syntax import indent_width
 
@@ -25,15 +26,6 @@ class PostprocessContext:
     language: str
     # Cut at these too (CompletionPrompt.stop_strings); every known FIM token always cuts.
     stop_strings: tuple[str, ...] = ()
-
-
-def _cursor_line(prefix: str) -> str:
-    return prefix[prefix.rfind("\n") + 1 :]
-
-
-def _rest_of_line(suffix: str) -> str:
-    end = suffix.find("\n")
-    return suffix if end == -1 else suffix[:end]
 
 
 # --- the rules --------------------------------------------------------------------------------
@@ -52,7 +44,7 @@ def cut_at_stop_strings(text: str, stops: Iterable[str]) -> str:
 
 def drop_typed_whitespace(text: str, prefix: str) -> str:
     """Leading blanks the user already typed before the cursor (the prompt left them out)."""
-    line = _cursor_line(prefix)
+    line = cursor_line(prefix)
     typed = len(line) - len(line.rstrip(" \t"))
     lead = len(text) - len(text.lstrip(" \t"))
     return text[min(typed, lead) :]
@@ -61,7 +53,7 @@ def drop_typed_whitespace(text: str, prefix: str) -> str:
 def drop_indentation_mid_line(text: str, prefix: str) -> str:
     """A line's indentation where the cursor follows code on its line: the model began a new
     line in the wrong place (`str(` + `        self.assertEqual(...)`), so nothing fits."""
-    line = _cursor_line(prefix)
+    line = cursor_line(prefix)
     indent = len(text) - len(text.lstrip(" \t"))
     if line.strip() and not line[-1:].isspace() and indent >= 2:
         return ""
@@ -123,7 +115,7 @@ def stop_at_block_end(text: str, prefix: str, suffix: str) -> str:
     after it.
     """
     lines = text.split("\n")
-    cursor = _cursor_line(prefix)
+    cursor = cursor_line(prefix)
     first = cursor + lines[0]
     if cursor.strip() and _opens_block(first):
         body = _first_nonblank(lines[1:])
@@ -155,7 +147,7 @@ def cut_at_suffix_repeat(text: str, prefix: str, suffix: str) -> str:
     target = following.rstrip()
     lines = text.split("\n")
     for index, line in enumerate(lines):
-        full = _cursor_line(prefix) + line if index == 0 else line
+        full = cursor_line(prefix) + line if index == 0 else line
         if full.strip() and full.rstrip() == target:
             return "\n".join(lines[:index])
     return text
@@ -223,7 +215,7 @@ def balance_brackets(text: str, prefix: str, suffix: str, language: str) -> str:
     - Openers left open on the completion's last line are closed at its end, minus those the
       rest of the line closes beyond what the cursor's line itself still needs.
     """
-    rest = _rest_of_line(suffix).lstrip()
+    rest = rest_of_line(suffix).lstrip()
     scan = _scan_brackets(text, language)
     if scan.first_outer is not None and rest[:1] == text[scan.first_outer]:
         text = text[: scan.first_outer]
@@ -234,7 +226,7 @@ def balance_brackets(text: str, prefix: str, suffix: str, language: str) -> str:
     open_on_last_line = [opener for opener, position in scan.open if position >= last_line_start]
     if not open_on_last_line or scan.in_string:
         return text
-    line_needs = len(_scan_brackets(_cursor_line(prefix), language).open)
+    line_needs = len(_scan_brackets(cursor_line(prefix), language).open)
     rest_closers = len(rest) - len(rest.lstrip(")]}"))
     covered = max(0, rest_closers - line_needs)
     closers = [_PAIRS[opener] for opener in reversed(open_on_last_line)]
@@ -244,7 +236,7 @@ def balance_brackets(text: str, prefix: str, suffix: str, language: str) -> str:
 def trim_line_suffix_overlap(text: str, suffix: str, language: str) -> str:
     """A one-line completion that ends with the rest of the line loses that repeated end,
     unless it closes the completion's own brackets (`foo()` stays whole before `)`)."""
-    rest = _rest_of_line(suffix).strip()
+    rest = rest_of_line(suffix).strip()
     body = text.rstrip()
     if "\n" in text or not rest or not body.endswith(rest):
         return text
@@ -257,7 +249,7 @@ def trim_line_suffix_overlap(text: str, suffix: str, language: str) -> str:
 def strip_trailing_whitespace(text: str, suffix: str) -> str:
     """Trailing spaces off every line and trailing blank lines off the end; a one-line
     completion keeps its spaces when the cursor is mid-line (they separate it from the rest)."""
-    if _rest_of_line(suffix).strip() and "\n" not in text:
+    if rest_of_line(suffix).strip() and "\n" not in text:
         return text
     return "\n".join(line.rstrip() for line in text.split("\n")).rstrip("\n")
 
@@ -273,7 +265,7 @@ def postprocess(raw: str, ctx: PostprocessContext) -> str:
         text = keep_first_line(text)
     text = drop_typed_whitespace(text, ctx.prefix)
     text = drop_indentation_mid_line(text, ctx.prefix)
-    text = drop_repetition(text, _cursor_line(ctx.prefix))
+    text = drop_repetition(text, cursor_line(ctx.prefix))
     if ctx.multiline:
         text = stop_at_block_end(text, ctx.prefix, ctx.suffix)
     text = cut_at_suffix_repeat(text, ctx.prefix, ctx.suffix)
