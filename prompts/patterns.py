@@ -25,7 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from prompts.syntax import common_prefix, common_suffix, parses
+from prompts.syntax import changed_span, parses
 
 # Part of every key: changing how keys or values are made must not reuse old entries.
 PATTERN_FORMAT = "patterns-1"
@@ -591,8 +591,7 @@ class PatternLearner:
         and entered (a line skipped as the one being typed is mined once the cursor leaves)."""
         ranges = []
         if old != text:
-            start = common_prefix(old, text)
-            same_end = common_suffix(old, text, min(len(old), len(text)) - start)
+            start, same_end = changed_span(old, text)
             first = text.count("\n", 0, start)
             ranges.append((first, text.count("\n", 0, len(text) - same_end) + 1))
         for line in (old_skip, cursor_line):

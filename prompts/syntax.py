@@ -237,7 +237,7 @@ def _shared_length(same: Callable[[int], bool], limit: int) -> int:
     return lo
 
 
-def common_prefix(a: AnyStr, b: AnyStr) -> int:
+def _common_prefix(a: AnyStr, b: AnyStr) -> int:
     """How many characters (or bytes) `a` and `b` share at their starts."""
 
     def same(n: int) -> bool:  # the n first items agree (the ones before the chunk already do)
@@ -247,7 +247,7 @@ def common_prefix(a: AnyStr, b: AnyStr) -> int:
     return _shared_length(same, min(len(a), len(b)))
 
 
-def common_suffix(a: AnyStr, b: AnyStr, limit: int) -> int:
+def _common_suffix(a: AnyStr, b: AnyStr, limit: int) -> int:
     """How many characters (or bytes) `a` and `b` share at their ends, `limit` at most."""
 
     def same(n: int) -> bool:
@@ -257,14 +257,20 @@ def common_suffix(a: AnyStr, b: AnyStr, limit: int) -> int:
     return _shared_length(same, limit)
 
 
+def changed_span(old: AnyStr, new: AnyStr) -> tuple[int, int]:
+    """(shared start, shared end) of two versions of a text: what an edit left alone on each
+    side; the two never overlap."""
+    start = _common_prefix(old, new)
+    return start, _common_suffix(old, new, min(len(old), len(new)) - start)
+
+
 def _point(data: bytes, byte: int) -> tuple[int, int]:
     return data.count(b"\n", 0, byte), byte - (data.rfind(b"\n", 0, byte) + 1)
 
 
 def _edited_tree(old: bytes, tree: Tree, new: bytes) -> tuple[Tree, int] | None:
     """A copy of `tree` edited to match `new`, with how many bytes the two texts share."""
-    start = common_prefix(old, new)
-    same_end = common_suffix(old, new, min(len(old), len(new)) - start)
+    start, same_end = changed_span(old, new)
     shared = start + same_end
     if shared < len(new) // 2:
         return None
