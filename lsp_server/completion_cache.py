@@ -106,7 +106,7 @@ class CompletionCacheStep:
         self.learner.forget(uri)
 
     def learn_examples(self, examples: Sequence[PatternExample]) -> None:
-        """Store examples mined from the user's own files (the workspace pass)."""
+        """Store examples mined from the user's own code (open documents, workspace files)."""
         if self.cache is not None:
             self.cache.add_patterns(((e.key, e.lines, e.entity) for e in examples), "workspace")
 
@@ -141,7 +141,7 @@ class CompletionCacheStep:
         if cache is None or language is None or _secret(document, globs):
             return CacheTicket()
         others = [d for d in open_documents if not _secret(d, globs)]
-        self._learn(cache, document, offset, others, language)
+        self._learn(document, offset, others, language)
         site = site_at(document.text, offset, language)
         stored = cache.get_patterns(site.key) if site is not None else []
         if site is not None and stored:
@@ -214,7 +214,6 @@ class CompletionCacheStep:
 
     def _learn(
         self,
-        cache: CompletionCache,
         document: Document,
         offset: int,
         others: Sequence[Document],
@@ -228,7 +227,7 @@ class CompletionCacheStep:
         cursor_line = document.text.count("\n", 0, offset)
         examples += self.learner.observe(document.uri, document.text, language, cursor_line)
         if examples:
-            cache.add_patterns(((e.key, e.lines, e.entity) for e in examples), "workspace")
+            self.learn_examples(examples)
 
 
 def _secret(document: Document, globs: Sequence[str]) -> bool:

@@ -128,7 +128,8 @@ def installed_distributions() -> set[str]:
 def run_checks(environ: dict[str, str] | None = None) -> dict[str, Any]:
     import onnxruntime
 
-    settings, problems = merge({}, environ=os.environ if environ is None else environ)
+    environ = dict(os.environ) if environ is None else environ
+    settings, problems = merge({}, environ=environ)
     providers = onnxruntime.get_available_providers()
     checks = [
         *settings_checks(problems),
@@ -144,5 +145,5 @@ def run_checks(environ: dict[str, str] | None = None) -> dict[str, Any]:
         "platform": platform.platform(),
         "onnxruntime": onnxruntime.__version__,
         "providers": providers,
-        "config_file": str(config_file_path(os.environ if environ is None else environ)),
+        "config_file": str(config_file_path(environ)),
     }
