@@ -15,6 +15,13 @@ from pytest_lsp import ClientServerConfig, LanguageClient
 
 from tests.conftest import ROOT
 
+# A context the default model completes with one valid line (`self.name`, a string...): the
+# end-to-end tests that need an answer from the real model ask here.
+REPR = (
+    "class User:\n    def __init__(self, name):\n        self.name = name\n\n"
+    "    def __repr__(self):\n        return "
+)
+
 
 def server_config(*extra_args: str, env: dict[str, str] | None = None) -> ClientServerConfig:
     """A server of the checkout, with a cache of its own: never the user's ~/.cache."""
@@ -109,3 +116,8 @@ async def inline_completion(
     if result is None:
         return []
     return list(result.items if isinstance(result, types.InlineCompletionList) else result)
+
+
+async def stats(client: LanguageClient) -> dict[str, Any]:
+    """The server's flashcode/stats report, as plain dicts."""
+    return as_dict(await client.protocol.send_request_async("flashcode/stats", {}))  # type: ignore[no-any-return]

@@ -23,11 +23,11 @@ from lsp_server import cache_stats
 from tests.conftest import ROOT, e2e_model_dir
 from tests.lsp.harness import (
     StatusLog,
-    as_dict,
     end_of,
     inline_completion,
     open_document,
     server_config,
+    stats,
     watch_status,
 )
 
@@ -87,10 +87,6 @@ def texts(items: list[types.InlineCompletionItem]) -> list[str]:
 
 def cache_options(directory: Path, **cache: Any) -> dict[str, Any]:
     return {"flashcode": {"cache": {"directory": str(directory), **cache}}}
-
-
-async def stats(client: LanguageClient) -> dict[str, Any]:
-    return as_dict(await client.protocol.send_request_async("flashcode/stats", {}))
 
 
 def model_answers(report: dict[str, Any]) -> int:

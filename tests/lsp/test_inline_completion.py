@@ -14,6 +14,7 @@ from pytest_lsp import LanguageClient, client_capabilities
 
 from tests.conftest import e2e_model_dir
 from tests.lsp.harness import (
+    REPR,
     StatusLog,
     as_dict,
     end_of,
@@ -21,12 +22,8 @@ from tests.lsp.harness import (
     open_document,
     send_raw_request,
     server_config,
+    stats,
     watch_status,
-)
-
-REPR = (
-    "class User:\n    def __init__(self, name):\n        self.name = name\n\n"
-    "    def __repr__(self):\n        return "
 )
 
 
@@ -122,7 +119,7 @@ async def test_a_cancelled_request_is_answered_as_cancelled_and_stops_its_model_
             }
         )
     )
-    before = as_dict(await client.protocol.send_request_async("flashcode/stats", {}))
+    before = await stats(client)
     body = (
         "class Stack:\n    def __init__(self):\n        self.items = []\n\n"
         "    def push(self, item):\n        "
@@ -141,7 +138,7 @@ async def test_a_cancelled_request_is_answered_as_cancelled_and_stops_its_model_
     client.cancel_request(types.CancelParams(id="cancel-me"))
     with pytest.raises(JsonRpcRequestCancelled):
         await asyncio.wrap_future(future)
-    after = as_dict(await client.protocol.send_request_async("flashcode/stats", {}))
+    after = await stats(client)
     client.workspace_did_change_configuration(
         types.DidChangeConfigurationParams(
             settings={
@@ -192,10 +189,6 @@ async def test_disabling_a_language_in_settings_stops_its_completions(
     )
     await client.protocol.send_request_async("flashcode/stats", {})
     assert await inline_completion(client, uri, end_of(REPR))
-
-
-async def stats(client: LanguageClient) -> dict[str, Any]:
-    return as_dict(await client.protocol.send_request_async("flashcode/stats", {}))  # type: ignore[no-any-return]
 
 
 def lookups(report: dict[str, Any]) -> int:

@@ -11,13 +11,16 @@ from lsprotocol import types
 from pytest_lsp import LanguageClient, client_capabilities
 
 from tests.conftest import e2e_model_dir
-from tests.lsp.harness import end_of, inline_completion, open_document, server_config, watch_status
-
-# A context the default model completes (a two-line one gets only a repetition loop, dropped).
-CODE = (
-    "class User:\n    def __init__(self, name):\n        self.name = name\n\n"
-    "    def __repr__(self):\n        return "
+from tests.lsp.harness import (
+    REPR,
+    end_of,
+    inline_completion,
+    open_document,
+    server_config,
+    watch_status,
 )
+
+CODE = REPR  # a two-line function gets only a repetition loop from the model, which is dropped
 
 
 async def session(lsp_client: LanguageClient) -> AsyncIterator[None]:

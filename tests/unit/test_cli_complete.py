@@ -11,11 +11,9 @@ import pytest
 
 from lsp_server.cli import cursor_offset
 from tests.conftest import ROOT, e2e_model_dir
+from tests.lsp import harness
 
-REPR = (
-    "class User:\n    def __init__(self, name):\n        self.name = name\n\n"
-    "    def __repr__(self):\n        return \n"
-)
+REPR = harness.REPR + "\n"
 
 
 def test_cursor_offset_counts_lines_and_columns_from_zero() -> None:
