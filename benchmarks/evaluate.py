@@ -24,7 +24,8 @@ from typing import Any
 
 from inference.engine import Engine, EngineOptions, GenerationRequest
 from inference.router import default_model_dir
-from lsp_server.model_step import model_prompt, model_request, shown_text
+from lsp_server.completion.postprocess_step import shown_text
+from lsp_server.completion.prompt_step import model_prompt, model_request
 from prompts.context import Document
 from prompts.fim import select_template
 
@@ -58,7 +59,7 @@ async def complete_all(
         )
         async with semaphore:
             result = await engine.generate(model_request(prompt, engine, max_new_tokens))
-        results[index] = shown_text(result.text, text, offset, prompt)
+        results[index] = shown_text(result.text, task.prefix, task.suffix, prompt)
 
     await asyncio.gather(*(one(i, t) for i, t in enumerate(tasks)))
     return results

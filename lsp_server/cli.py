@@ -16,7 +16,8 @@ EVALS = ("humaneval-infilling", "nextline", "agreement")
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from lsp_server.server import apply_log_level, build_server
+    from lsp_server.features import build_server
+    from lsp_server.server import apply_log_level
 
     logging.basicConfig(
         stream=sys.stderr,  # stdout carries the protocol
@@ -49,8 +50,8 @@ def cursor_offset(text: str, line: int, character: int) -> int:
 
 
 def _complete(args: argparse.Namespace) -> int:
-    from lsp_server.completion_service import CompletionService
-    from lsp_server.models import ModelManager
+    from lsp_server.backends.local import ModelManager
+    from lsp_server.completion.pipeline import CompletionService
     from lsp_server.settings import merge
     from prompts.context import Document
 
@@ -70,13 +71,15 @@ def _complete(args: argparse.Namespace) -> int:
     )
 
     async def run() -> int:
-        models = ModelManager(on_change=lambda _: None)
+        models = ModelManager()
         await models.load(settings)
         if not models.ready:
             print(f"error: {models.error}", file=sys.stderr)
             return 1
         service = CompletionService(models)
+        service.apply_settings(settings)
         suggestion = await service.suggest(document, offset, [], settings, invoked=True)
+        service.close()
         models.close()
         print(suggestion.text if suggestion else "")
         return 0

@@ -15,7 +15,7 @@ from typing import Any
 from inference.cache import cache_dir
 from inference.model import ModelError, load_model_info
 from inference.router import find_variants
-from lsp_server.models import ModelSpec
+from lsp_server.backends.local import ModelSpec
 from lsp_server.settings import Settings, config_file_path, merge
 from prompts.syntax import SUPPORTED_LANGUAGES, load_grammar
 

@@ -13,11 +13,11 @@ from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 from pygls.uris import to_fs_path
 
-from lsp_server.completion_service import CompletionService, Suggestion
-from lsp_server.models import ModelManager
-from lsp_server.settings import DEFAULT_SECRET_GLOBS, merge
+from lsp_server.backends.local import ModelManager
+from lsp_server.completion.pipeline import CompletionService, Suggestion
+from lsp_server.settings import merge
 from lsp_server.transport import serve_stdio
-from lsp_server.workspace_patterns import WorkspaceLearning, learn_workspace
+from lsp_server.workspace.patterns import WorkspaceLearning, workspace_pass
 from prompts.context import Document
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ class FlashcodeServer(LanguageServer):
         self.initialization_options: dict[str, Any] = {}
         self.workspace_settings: dict[str, Any] = {}
         self.settings, _ = merge(self.base_settings)
-        self.models = ModelManager(on_change=self._models_changed)
+        self.models = ModelManager()
         self.completions = CompletionService(self.models)
         self.completions.cache.on_warning = self._cache_warning
         self.background: set[asyncio.Task[Any]] = set()
@@ -104,32 +104,26 @@ class FlashcodeServer(LanguageServer):
             self.base_settings, self.initialization_options, self.workspace_settings
         )
         apply_log_level(self.settings.log_level)
-        self.completions.cache.configure(self.settings.cache)
+        self.completions.apply_settings(self.settings)
         return problems
 
     def learn_workspace_patterns(self) -> None:
-        """Start the one background pass over the workspace's files (see workspace_patterns)."""
-        cache = self.settings.cache
-        if self.workspace_learning is not None or not (cache.enabled and cache.learn_workspace):
+        """Start the one background pass over the workspace's files (workspace/patterns.py)."""
+        if self.workspace_learning is not None:
             return
         roots = [Path(path) for uri in self.workspace.folders if (path := to_fs_path(uri))]
         if not roots and self.workspace.root_path:
             roots = [Path(self.workspace.root_path)]
-        if not roots:
-            return
-        self.workspace_learning = WorkspaceLearning()
-        step = self.completions.cache
-        self.spawn(
-            learn_workspace(
-                roots,
-                (*DEFAULT_SECRET_GLOBS, *cache.exclude_globs),
-                step.learn_examples,
-                self.workspace_learning,
-                lambda: step.cache is not None and not self.shutting_down,
-                step.cache.mined_files() if step.cache is not None else {},
-                lambda files: step.cache.save_mined_files(files) if step.cache else None,
-            )
+        progress = WorkspaceLearning()
+        work = workspace_pass(
+            roots, self.settings.cache, self.completions.cache, progress, self._stopping
         )
+        if work is not None:
+            self.workspace_learning = progress
+            self.spawn(work)
+
+    def _stopping(self) -> bool:
+        return self.shutting_down
 
     def _cache_warning(self, message: str) -> None:
         # A rebuilt cache database: completions go on, the user should know where the old one went.
@@ -191,40 +185,12 @@ class FlashcodeServer(LanguageServer):
         offset = self.offset_of(uri, position)
         if offset is None:
             return None
-        suggestion = await self.completions.suggest(
+        return await self.completions.suggest(
             document, offset, self.open_documents(uri), self.settings, invoked
         )
-        self.status_after_completion()
-        return suggestion
 
     # -- background work ----------------------------------------------------------------------
     def spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
         self.background.add(task)
         task.add_done_callback(self.background.discard)
-
-    def status_after_completion(self) -> None:
-        from lsp_server.features.status import send_status
-
-        send_status(self)
-
-    def _models_changed(self, models: ModelManager) -> None:
-        from lsp_server.features.status import on_models_changed
-
-        on_models_changed(self, models)
-
-
-def build_server(base_settings: dict[str, Any] | None = None) -> FlashcodeServer:
-    from lsp_server.features import (
-        completion,
-        docstring,
-        inline_completion,
-        lifecycle,
-        status,
-        unit_tests,
-    )
-
-    server = FlashcodeServer(base_settings)
-    for feature in (lifecycle, inline_completion, completion, status, unit_tests, docstring):
-        feature.register(server)
-    return server

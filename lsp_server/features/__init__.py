@@ -1,1 +1,26 @@
-"""One module per LSP feature; each exposes `register(server)`."""
+"""The LSP edge: one module per feature, each exposing `register(server)`.
+
+Features import the server module; the server module imports no feature, so there is no cycle.
+The status feature learns of model and completion events by subscribing to them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lsp_server.features import (
+    completion,
+    docstring,
+    inline_completion,
+    lifecycle,
+    status,
+    unit_tests,
+)
+from lsp_server.server import FlashcodeServer
+
+
+def build_server(base_settings: dict[str, Any] | None = None) -> FlashcodeServer:
+    server = FlashcodeServer(base_settings)
+    for feature in (lifecycle, inline_completion, completion, status, unit_tests, docstring):
+        feature.register(server)
+    return server

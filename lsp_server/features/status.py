@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 
-from lsp_server.models import ModelManager, ModelState
+from lsp_server.backends.local import ModelManager, ModelState
 
 if TYPE_CHECKING:
     from lsp_server.server import FlashcodeServer
@@ -101,6 +101,9 @@ def stats_payload(server: FlashcodeServer) -> dict[str, Any]:
 
 
 def register(server: FlashcodeServer) -> None:
+    server.models.changed.subscribe(lambda models: on_models_changed(server, models))
+    server.completions.finished.subscribe(lambda _: send_status(server))
+
     @server.feature(STATS_REQUEST)
     def stats(ls: FlashcodeServer, params: Any) -> dict[str, Any]:
         return stats_payload(ls)

@@ -1,16 +1,25 @@
-"""The cache step of a completion: order of the layers, what is stored, and what never is.
+"""The cache steps of a completion: order of the layers, what is stored, and what never is.
 
 A real disk cache in a temporary directory; the prompt is built by hand (no model, no tokenizer)
-because the step only reads its ids, snippets and flags.
+because the steps only read its ids, snippets and flags. `Steps` drives the three cache steps
+(pattern, exact, store) the way the pipeline calls them, one request at a time.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from inference.scheduler import GenerationRequest
-from lsp_server.completion_cache import CompletionCacheStep
-from lsp_server.settings import CacheSettings
+from lsp_server.completion.cache import CacheState
+from lsp_server.completion.context import CompletionContext, build_context
+from lsp_server.completion.exact_step import ExactLookup, exact_lookup
+from lsp_server.completion.pattern_step import pattern_hit
+from lsp_server.completion.postprocess_step import shown_text
+from lsp_server.completion.store_step import store_answer
+from lsp_server.settings import CacheSettings, Settings
 from prompts.budget import CompletionPrompt
 from prompts.context import Document
 
@@ -50,8 +59,70 @@ def request(ids: tuple[int, ...] = (1, 2, 3)) -> GenerationRequest:
     return GenerationRequest(prompt_ids=ids, max_new_tokens=16)
 
 
-def step_in(tmp_path: Path) -> tuple[CompletionCacheStep, CacheSettings]:
-    return CompletionCacheStep(), CacheSettings(directory=str(tmp_path / "cache"))
+@dataclass
+class Ticket:
+    """One lookup's outcome, and the store the pipeline would run after the model answered."""
+
+    layer: str | None
+    text: str | None
+    state: CacheState
+    context: CompletionContext
+    lookup: ExactLookup | None = None
+
+    def store(self, raw: str, shown: str, finish_reason: str) -> None:
+        if self.lookup is not None:
+            store_answer(self.state, self.context, self.lookup, raw, shown, finish_reason)
+
+
+def context(
+    document: Document,
+    offset: int,
+    others: Sequence[Document],
+    settings: CacheSettings,
+    multiline: bool | None = None,
+) -> CompletionContext:
+    built = build_context(document, offset, others, Settings(cache=settings))
+    return built if multiline is None else dataclasses.replace(built, multiline=multiline)
+
+
+class Steps(CacheState):
+    """The cache state with the pipeline's calls around it; settings apply before each call,
+    as the server applies them whenever they change."""
+
+    def lookup_pattern(
+        self,
+        document: Document,
+        offset: int,
+        others: Sequence[Document],
+        multiline: bool,
+        settings: CacheSettings,
+    ) -> Ticket:
+        self.configure(settings)
+        request_context = context(document, offset, others, settings, multiline)
+        hit = pattern_hit(self, request_context)
+        return Ticket(hit.layer if hit else None, hit.text if hit else None, self, request_context)
+
+    def lookup(
+        self,
+        document: Document,
+        offset: int,
+        others: Sequence[Document],
+        built: CompletionPrompt,
+        generation: GenerationRequest,
+        fingerprint: str,
+        settings: CacheSettings,
+    ) -> Ticket:
+        self.configure(settings)
+        request_context = context(document, offset, others, settings)
+        found = exact_lookup(self, request_context, built, generation, fingerprint)
+        if found.hit is None:
+            return Ticket(None, None, self, request_context, found)
+        text = shown_text(found.hit.text, request_context.prefix, request_context.suffix, built)
+        return Ticket("exact", text, self, request_context)
+
+
+def step_in(tmp_path: Path) -> tuple[Steps, CacheSettings]:
+    return Steps(), CacheSettings(directory=str(tmp_path / "cache"))
 
 
 def test_the_models_answer_is_served_again_for_the_same_prompt(tmp_path: Path) -> None:
@@ -126,7 +197,7 @@ def test_a_prompt_quoting_a_secret_file_is_not_stored(tmp_path: Path) -> None:
 
 
 def test_user_globs_exclude_more_files(tmp_path: Path) -> None:
-    step = CompletionCacheStep()
+    step = Steps()
     settings = CacheSettings(directory=str(tmp_path / "cache"), exclude_globs=["*.sql"])
     document = doc("dump.sql", "SELECT ")
     ticket = step.lookup(document, 7, [], prompt(), request(), "m", settings)

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from lsp_server.settings import DEFAULT_SECRET_GLOBS
-from lsp_server.workspace_patterns import (
+from lsp_server.workspace.patterns import (
     WorkspaceLearning,
     learn_workspace,
     mine_file,

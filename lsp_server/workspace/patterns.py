@@ -12,11 +12,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from inference.cache import excluded
+from lsp_server.completion.cache import CacheState
+from lsp_server.settings import DEFAULT_SECRET_GLOBS, CacheSettings
 from prompts.patterns import PatternExample, PatternLearner, mine
 from prompts.syntax import SUPPORTED_LANGUAGES, language_of
 
@@ -153,4 +155,26 @@ async def learn_workspace(
         progress.examples,
         progress.mined,
         progress.unchanged,
+    )
+
+
+def workspace_pass(
+    roots: Sequence[Path],
+    settings: CacheSettings,
+    state: CacheState,
+    progress: WorkspaceLearning,
+    stopping: Callable[[], bool],
+) -> Coroutine[None, None, None] | None:
+    """The one background pass over the workspace's files, or None when the settings do not
+    want it or there is no folder to walk. It stops when the cache closes or `stopping()`."""
+    if not (settings.enabled and settings.learn_workspace and roots) or state.cache is None:
+        return None
+    return learn_workspace(
+        roots,
+        (*DEFAULT_SECRET_GLOBS, *settings.exclude_globs),
+        state.learn_examples,
+        progress,
+        lambda: state.cache is not None and not stopping(),
+        state.cache.mined_files(),
+        lambda files: state.cache.save_mined_files(files) if state.cache else None,
     )

@@ -1,4 +1,4 @@
-"""The models a server runs: loaded in the background, replaced when settings change.
+"""The local models a server runs: loaded in the background, replaced when settings change.
 
 Two tiers (DESIGN.md): "flash" serves inline completion, "pro" serves tests and docstrings; both
 default to the embedded model and share one Engine when they name the same directory. When an
@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 from inference.engine import Engine, EngineOptions
 from inference.model import ModelError
 from inference.router import ModelRouter, default_model_dir, find_variants
+from lsp_server.events import Signal
 from lsp_server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -48,16 +48,17 @@ class ModelSpec:
 
 
 class ModelManager:
-    """Owns the engines. Loading runs on a worker thread; readers never wait for it."""
+    """Owns the engines. Loading runs on a worker thread; readers never wait for it. `changed`
+    fires on every state change (loading, ready, error)."""
 
-    def __init__(self, on_change: Callable[[ModelManager], None]) -> None:
+    def __init__(self) -> None:
         self.state = ModelState.LOADING
         self.error = ""
         self.spec: ModelSpec | None = None
         self.flash: ModelRouter | None = None
         self.pro: ModelRouter | None = None
         self.load_seconds = 0.0
-        self._on_change = on_change
+        self.changed: Signal[ModelManager] = Signal()
         self._generation = 0  # bumps on every reload so a slow stale load cannot win
 
     @property
@@ -83,7 +84,7 @@ class ModelManager:
         self.spec = spec
         self.state = ModelState.LOADING
         self.error = ""
-        self._on_change(self)
+        self.changed.emit(self)
         options = EngineOptions(device=spec.device, threads=spec.threads)
         started = time.perf_counter()
         try:
@@ -94,7 +95,7 @@ class ModelManager:
             self.state = ModelState.ERROR
             self.error = f"flashcode could not load the model: {exc}"
             log.error("model load failed: %s", exc)
-            self._on_change(self)
+            self.changed.emit(self)
             return
         if generation != self._generation:
             flash.close()
@@ -113,7 +114,7 @@ class ModelManager:
         )
         for router in {id(r): r for r in old}.values():
             router.close()
-        self._on_change(self)
+        self.changed.emit(self)
 
     @staticmethod
     def _load_blocking(spec: ModelSpec, options: EngineOptions) -> tuple[ModelRouter, ModelRouter]:

@@ -1,25 +1,50 @@
-"""The model's step of a completion, shared by the server and the quality evaluation: the prompt
-fitted to the model's window, the request, and the answer as the editor shows it."""
+"""The prompt step: the prompt fitted to the routed engine's window, and the generation request.
+
+Shared by the server and the quality evaluation (benchmarks/evaluate.py), so that both ask the
+model the same way.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from inference.engine import Engine, GenerationRequest
+from inference.scheduler import GenerationRequest
+from lsp_server.backends.engine import GenerationEngine
+from lsp_server.completion.context import CompletionContext
+from lsp_server.completion.routing import Route
+from lsp_server.settings import Settings
 from prompts.budget import CompletionPrompt, build_completion_prompt
 from prompts.context import Document
 from prompts.fim import FimTemplate
-from prompts.postprocess import PostprocessContext, postprocess
 
 # A single line rarely needs more; the cap keeps a rambling model from costing a long decode.
 SINGLE_LINE_MAX_NEW_TOKENS = 48
+
+
+def fit_prompt(context: CompletionContext, route: Route, settings: Settings) -> CompletionPrompt:
+    return model_prompt(
+        context.document,
+        context.offset,
+        context.open_documents,
+        route.engine,
+        route.template,
+        settings.context_budget,
+        settings.max_new_tokens,
+        context.multiline,
+    )
+
+
+def generation_request(
+    prompt: CompletionPrompt, route: Route, settings: Settings
+) -> GenerationRequest:
+    return model_request(prompt, route.engine, settings.max_new_tokens, settings.deadline_ms / 1000)
 
 
 def model_prompt(
     document: Document,
     offset: int,
     open_documents: Sequence[Document],
-    engine: Engine,
+    engine: GenerationEngine,
     template: FimTemplate,
     context_budget: int,
     max_new_tokens: int,
@@ -34,7 +59,7 @@ def model_prompt(
 
 def model_request(
     prompt: CompletionPrompt,
-    engine: Engine,
+    engine: GenerationEngine,
     max_new_tokens: int,
     deadline_s: float | None = None,
 ) -> GenerationRequest:
@@ -46,18 +71,4 @@ def model_request(
         stop_token_ids=prompt.stop_token_ids | engine.tokenizer.eos_token_ids,
         stop_strings=prompt.stop_strings,
         deadline_s=deadline_s,
-    )
-
-
-def shown_text(raw: str, text: str, offset: int, prompt: CompletionPrompt) -> str:
-    """The model's raw answer, post-processed for the cursor at `offset` of `text`."""
-    return postprocess(
-        raw,
-        PostprocessContext(
-            prefix=text[:offset],
-            suffix=text[offset:],
-            multiline=prompt.multiline,
-            language=prompt.language,
-            stop_strings=prompt.stop_strings,
-        ),
     )

@@ -1,0 +1,167 @@
+"""One completion, from document and cursor to the text the editor shows.
+
+A linear pipeline over a context built once (DESIGN.md, llm-ls's get_completions):
+
+    context → typing-ahead → should-complete → route → pattern cache → prompt → exact cache
+            → generate → post-process → store → answer
+
+Each step lives in its own module and is called once; a step that ends the request says so by
+its answer (a typing-ahead rest, a cache hit, an empty post-processed text). The LSP handlers for
+inline and classic completion and `flashcode complete` all call `CompletionService.suggest`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from lsp_server.backends.local import ModelManager
+from lsp_server.completion.cache import CacheState
+from lsp_server.completion.context import CompletionContext, build_context
+from lsp_server.completion.exact_step import exact_lookup
+from lsp_server.completion.pattern_step import pattern_hit
+from lsp_server.completion.postprocess_step import shown_text
+from lsp_server.completion.prompt_step import fit_prompt, generation_request
+from lsp_server.completion.routing import choose_route
+from lsp_server.completion.store_step import store_answer
+from lsp_server.events import Signal
+from lsp_server.settings import Settings
+from prompts.context import Document, completable_mid_line, cursor_line
+from prompts.typeahead import ShownSuggestion, remaining_suggestion
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    id: str
+    text: str
+    source: str  # "typeahead" | "cache" | "model"
+    line_prefix: str = ""  # the cursor's line before the cursor (what a completion list filters on)
+
+
+@dataclass
+class CompletionStats:
+    requests: int = 0
+    answered: int = 0
+    empty: int = 0
+    cancelled: int = 0
+    accepted: int = 0
+    by_source: dict[str, int] = field(default_factory=dict)
+    last_latency_ms: float = 0.0
+
+
+class CompletionService:
+    def __init__(self, models: ModelManager) -> None:
+        self.models = models
+        self.stats = CompletionStats()
+        self.cache = CacheState()  # opened by apply_settings
+        self.finished: Signal[CompletionStats] = Signal()  # after every request that returns
+        self._shown: dict[str, ShownSuggestion] = {}  # per document URI
+
+    def apply_settings(self, settings: Settings) -> None:
+        """Called when the settings change, never per request."""
+        self.cache.configure(settings.cache)
+
+    def close(self) -> None:
+        self.cache.close()
+
+    def forget(self, uri: str) -> None:
+        self._shown.pop(uri, None)
+        self.cache.forget(uri)
+
+    def accepted(self, suggestion_id: str) -> bool:
+        for shown in self._shown.values():
+            if shown.id == suggestion_id:
+                self.stats.accepted += 1
+                return True
+        return False
+
+    async def suggest(
+        self,
+        document: Document,
+        offset: int,
+        open_documents: Sequence[Document],
+        settings: Settings,
+        invoked: bool = False,
+    ) -> Suggestion | None:
+        """A suggestion for the cursor at `offset` (a str index), or None for nothing to show.
+        `invoked`: the user asked for one explicitly, so code after the cursor does not stop it."""
+        started = time.perf_counter()
+        self.stats.requests += 1
+        context = build_context(document, offset, open_documents, settings, invoked)
+        try:
+            text, source, shown_id = await self._run(context, settings)
+        except asyncio.CancelledError:  # $/cancelRequest: the engine drops it at its next step
+            self.stats.cancelled += 1
+            raise
+        self.stats.last_latency_ms = (time.perf_counter() - started) * 1000
+        suggestion = self._answer(context, text, source, shown_id)
+        self.finished.emit(self.stats)
+        return suggestion
+
+    async def _run(
+        self, context: CompletionContext, settings: Settings
+    ) -> tuple[str, str, str | None]:
+        """(text, source, id of the suggestion it continues); an empty text shows nothing."""
+        shown = self._shown.get(context.document.uri)
+        if shown is not None:
+            rest = remaining_suggestion(shown, context.prefix, context.suffix)
+            if rest is not None:
+                return rest, "typeahead", shown.id
+
+        router = self.models.flash
+        if router is None or not self.models.ready:
+            return "", "", None
+        if not context.invoked and not completable_mid_line(context.suffix):
+            return "", "", None
+
+        route = choose_route(router, context, settings)
+        pattern = pattern_hit(self.cache, context)
+        if pattern is not None:
+            return pattern.text, "cache", None
+
+        prompt = fit_prompt(context, route, settings)
+        request = generation_request(prompt, route, settings)
+        lookup = exact_lookup(self.cache, context, prompt, request, route.engine.model.fingerprint)
+        if lookup.hit is not None:
+            return (
+                shown_text(lookup.hit.text, context.prefix, context.suffix, prompt),
+                "cache",
+                None,
+            )
+
+        result = await route.engine.generate(request)
+        text = shown_text(result.text, context.prefix, context.suffix, prompt)
+        store_answer(self.cache, context, lookup, result.text, text, result.finish_reason)
+        log.info(
+            "completion %s:%d prompt=%d reused=%d new=%d finish=%s %.0fms",
+            context.document.uri.rsplit("/", 1)[-1],
+            context.offset,
+            result.prompt_tokens,
+            result.reused_prompt_tokens,
+            len(result.token_ids),
+            result.finish_reason,
+            result.total_ms,
+        )
+        return text, "model", None
+
+    def _answer(
+        self, context: CompletionContext, text: str, source: str, shown_id: str | None
+    ) -> Suggestion | None:
+        if not text:
+            self.stats.empty += 1
+            return None
+        suggestion_id = shown_id or uuid.uuid4().hex[:12]
+        self._shown[context.document.uri] = ShownSuggestion(
+            prefix=context.prefix, suffix=context.suffix, text=text, id=suggestion_id
+        )
+        self.stats.answered += 1
+        self.stats.by_source[source] = self.stats.by_source.get(source, 0) + 1
+        return Suggestion(
+            id=suggestion_id, text=text, source=source, line_prefix=cursor_line(context.prefix)
+        )
