@@ -25,22 +25,15 @@ class CompletionContext:
     prefix: str  # document.text[:offset]
     suffix: str  # document.text[offset:]
     open_documents: tuple[Document, ...]  # the other open documents, secret ones included
+    public_documents: tuple[Document, ...]  # those the cache may read: none that look secret
+    secret_documents: tuple[Document, ...]  # the rest
+    learnable: tuple[tuple[Document, str], ...]  # public documents with a grammar, and it
     invoked: bool  # the user asked explicitly, rather than by typing
     language: str  # the registry's name for it, or the editor's language id when it has none
     grammar: str | None  # the tree-sitter grammar; None when the language has none
     multiline: bool  # a block answer rather than the rest of one line
     complexity: int  # of the scope around the cursor; 0 without a grammar
     secret: bool  # the document looks like a secret: never cached, never learned from
-    secret_globs: tuple[str, ...]  # the defaults plus the user's cache.excludeGlobs
-
-    @property
-    def public_documents(self) -> list[Document]:
-        """The other open documents that may be read for the cache (none that look secret)."""
-        return [d for d in self.open_documents if not is_secret(d, self.secret_globs)]
-
-    @property
-    def secret_documents(self) -> list[Document]:
-        return [d for d in self.open_documents if is_secret(d, self.secret_globs)]
 
 
 def is_secret(document: Document, globs: Sequence[str]) -> bool:
@@ -65,17 +58,24 @@ def build_context(
     language = language_of(document.language_id, document.path) or document.language_id
     grammar = language if language in SUPPORTED_LANGUAGES else None
     globs = (*DEFAULT_SECRET_GLOBS, *settings.cache.exclude_globs)
+    hidden = [is_secret(d, globs) for d in open_documents]
+    public = tuple(d for d, secret in zip(open_documents, hidden, strict=True) if not secret)
+    learnable = tuple((d, g) for d in public if (g := grammar_of(d)) is not None)
     return CompletionContext(
         document=document,
         offset=offset,
         prefix=document.text[:offset],
         suffix=document.text[offset:],
         open_documents=tuple(open_documents),
+        public_documents=public,
+        secret_documents=tuple(
+            d for d, secret in zip(open_documents, hidden, strict=True) if secret
+        ),
+        learnable=learnable,
         invoked=invoked,
         language=language,
         grammar=grammar,
         multiline=wants_multiline(document.text, offset, language),
         complexity=scope_at(document.text, offset, grammar).complexity if grammar else 0,
         secret=is_secret(document, globs),
-        secret_globs=globs,
     )

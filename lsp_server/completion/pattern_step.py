@@ -10,11 +10,9 @@ user wrote in one class teaches the next one. Documents that look secret are nev
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 
 from lsp_server.completion.cache import CacheHit, CacheState, miss_on_error
-from lsp_server.completion.context import CompletionContext, grammar_of
-from prompts.context import Document
+from lsp_server.completion.context import CompletionContext
 from prompts.patterns import PatternExample, complete, site_at
 
 
@@ -24,8 +22,7 @@ def pattern_hit(state: CacheState, context: CompletionContext) -> CacheHit | Non
     cache = state.cache
     if cache is None or context.grammar is None or context.secret:
         return None
-    others = context.public_documents
-    _learn(state, context, others)
+    _learn(state, context)
     site = site_at(context.document.text, context.offset, context.grammar)
     stored = cache.get_patterns(site.key) if site is not None else []
     if site is not None and stored:
@@ -39,7 +36,7 @@ def pattern_hit(state: CacheState, context: CompletionContext) -> CacheHit | Non
             text=context.document.text,
             offset=context.offset,
             multiline=context.multiline,
-            other_texts=[d.text for d in others],
+            other_texts=[d.text for d in context.public_documents],
         )
         if instance is not None:
             cache.record("pattern", True, (time.perf_counter() - started) * 1000)
@@ -49,12 +46,10 @@ def pattern_hit(state: CacheState, context: CompletionContext) -> CacheHit | Non
     return None
 
 
-def _learn(state: CacheState, context: CompletionContext, others: Sequence[Document]) -> None:
+def _learn(state: CacheState, context: CompletionContext) -> None:
     examples: list[PatternExample] = []
-    for other in others:
-        grammar = grammar_of(other)
-        if grammar is not None:
-            examples += state.learner.observe(other.uri, other.text, grammar)
+    for other, grammar in context.learnable:
+        examples += state.learner.observe(other.uri, other.text, grammar)
     assert context.grammar is not None
     cursor_line = context.document.text.count("\n", 0, context.offset)
     examples += state.learner.observe(
