@@ -1,4 +1,4 @@
-"""The `flashcode` command: serve, complete, model, bench, eval, doctor, stats."""
+"""The `flashcode` command: serve, complete, model, bench, eval, doctor, stats, settings."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
+
+from lsp_server.settings import Device, LogLevel, json_schema
 
 BENCHMARKS = ("engine", "lsp", "cache", "commands")
 EVALS = ("humaneval-infilling", "nextline", "agreement")
@@ -128,6 +130,11 @@ def _stats(args: argparse.Namespace) -> int:
     return _module_main("lsp_server.cache_stats", [])
 
 
+def _settings(args: argparse.Namespace) -> int:
+    print(json.dumps(json_schema(), indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flashcode", description="Local AI code completion.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -135,8 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the language server (stdio by default)")
     serve.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP instead of stdio")
     serve.add_argument("--model", type=Path, help="model directory (default: the embedded model)")
-    serve.add_argument("--device", choices=["auto", "cpu", "cuda"])
-    serve.add_argument("--log-level", default="info", choices=["error", "warning", "info", "debug"])
+    serve.add_argument("--device", choices=get_args(Device))
+    serve.add_argument("--log-level", default="info", choices=get_args(LogLevel))
     serve.set_defaults(func=_serve)
 
     complete = sub.add_parser("complete", help="print one completion for a file position")
@@ -182,6 +189,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("doctor", help="check the installation").set_defaults(func=_doctor)
     sub.add_parser("stats", help="completion cache statistics").set_defaults(func=_stats)
+
+    settings = sub.add_parser("settings", help="describe the settings")
+    settings_sub = settings.add_subparsers(dest="settings_command", required=True)
+    settings_sub.add_parser("schema", help="print the settings' JSON Schema")
+    settings.set_defaults(func=_settings)
     return parser
 
 

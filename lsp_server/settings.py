@@ -4,6 +4,14 @@ Precedence, lowest first: defaults < config file (`<user config dir>/flashcode/c
 < LSP initializationOptions < workspace/configuration("flashcode") < FLASHCODE_* environment.
 JSON keys are camelCase (`maxNewTokens`); fields are snake_case. A bad value is reported once and
 replaced by its default; it never stops the server.
+
+Each field states everything about itself once, where it is declared: its type (a `Literal` for
+a closed set of choices), its default, and in `about(...)` its range and the one-line description
+that `flashcode settings schema` and the editors' settings pages show. One generic walk coerces
+JSON and environment values, another checks choices and ranges, a third writes the JSON Schema;
+none of them names a field, so no new setting can be missed by one of them. Choices and ranges
+are checked on the merged result, not per layer: a bad value in a higher layer gives the default,
+not a lower layer's value, and the user is told so.
 """
 
 from __future__ import annotations
@@ -16,50 +24,156 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 import platformdirs
 
 log = logging.getLogger(__name__)
 
-DEVICES = ("auto", "cpu", "cuda")
-LOG_LEVELS = ("error", "warning", "info", "debug")
+# The CLI's --device choices are these too; inference/engine.py keeps its own copy (VALID_DEVICES)
+# because inference never imports lsp_server.
+Device = Literal["auto", "cpu", "cuda"]
+LogLevel = Literal["error", "warning", "info", "debug"]
+# prompts.fim's template names (a unit test keeps the two equal); "" = detect from the tokenizer.
+FimTemplateName = Literal[
+    "", "qwen2.5-coder", "starcoder", "deepseek-coder", "codellama", "codegemma"
+]
 DEFAULT_SECRET_GLOBS = (".env", ".env.*", "*.pem", "*.key", "*secret*", "*credentials*", "id_rsa*")
+SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+
+def about(description: str, *, between: tuple[int, int] | None = None) -> dict[str, Any]:
+    """A field's metadata: what it does in one line, and for a number the inclusive range of values
+    that work (outside it the default is used)."""
+    return {"description": description, "between": between}
 
 
 @dataclass(kw_only=True)
 class CacheSettings:
-    enabled: bool = True
-    max_size_mb: int = 256  # disk budget of the completion cache
-    directory: str = ""  # "" = the user cache directory
-    exclude_globs: list[str] = field(default_factory=list)  # on top of DEFAULT_SECRET_GLOBS
-    learn_workspace: bool = True  # mine the workspace's files for patterns, not just open ones
+    enabled: bool = field(
+        default=True,
+        metadata=about("Serve recurring code from a disk cache without running the model."),
+    )
+    max_size_mb: int = field(
+        default=256,
+        metadata=about("Size limit of the completion cache on disk, in MB.", between=(1, 65_536)),
+    )
+    directory: str = field(
+        default="",
+        metadata=about("Directory of the completion cache. Empty: the user cache directory."),
+    )
+    exclude_globs: list[str] = field(
+        default_factory=list,
+        metadata=about(
+            "Files matching these globs are never cached, on top of the built-in secret"
+            " patterns (.env, *.pem, *.key, ...)."
+        ),
+    )
+    learn_workspace: bool = field(
+        default=True,
+        metadata=about(
+            "At start, learn CRUD patterns from the workspace's source files, not only from"
+            " open editors."
+        ),
+    )
 
 
 @dataclass(kw_only=True)
 class TestSettings:
-    run_generated: bool = True  # run candidate tests and keep only passing ones
-    timeout_seconds: int = 60  # per test run
-    python: str = ""  # interpreter for running tests; "" = the one running the server
+    run_generated: bool = field(
+        default=True,
+        metadata=about("Run generated unit tests once and keep only those that pass."),
+    )
+    timeout_seconds: int = field(
+        default=60,
+        metadata=about(
+            "Time limit of one run of the generated tests, in seconds.", between=(1, 3600)
+        ),
+    )
+    python: str = field(
+        default="",
+        metadata=about(
+            "Python interpreter that runs the generated tests. Empty: the one running the server."
+        ),
+    )
 
 
 @dataclass(kw_only=True)
 class Settings:
-    model_path: str = ""  # "flash" tier for inline completion; "" = the embedded default model
-    pro_model_path: str = ""  # "pro" tier for tests and docstrings; "" = the flash model
-    device: str = "auto"  # auto | cpu | cuda
-    threads: int = 0  # onnxruntime intra-op threads; 0 = physical cores
-    max_new_tokens: int = 64
-    context_budget: int = 1024  # prompt tokens
-    enabled_languages: list[str] = field(default_factory=lambda: ["*"])
-    fim_template: str = ""  # "" = chosen from the tokenizer's special tokens
-    deadline_ms: int = 3000  # a completion that takes longer is cut and returned as it is
-    int8_complexity: int = (
-        10  # scopes more complex than this go to an int8 variant when there is one
+    model_path: str = field(
+        default="",
+        metadata=about(
+            "Directory of the model used for inline completion (ONNX decoder + tokenizer.json)."
+            " Empty: the embedded default model."
+        ),
     )
-    cache: CacheSettings = field(default_factory=CacheSettings)
-    tests: TestSettings = field(default_factory=TestSettings)
-    log_level: str = "info"
+    pro_model_path: str = field(
+        default="",
+        metadata=about(
+            "Directory of the model used for unit tests and docstrings. Empty: the same as"
+            " modelPath."
+        ),
+    )
+    device: Device = field(
+        default="auto",
+        metadata=about("Where the model runs. auto: CUDA when a GPU is available, else the CPU."),
+    )
+    threads: int = field(
+        default=0,
+        metadata=about(
+            "onnxruntime threads for one model step. 0: one per physical core.", between=(0, 256)
+        ),
+    )
+    max_new_tokens: int = field(
+        default=64,
+        metadata=about("Most tokens generated for one inline suggestion.", between=(1, 1024)),
+    )
+    context_budget: int = field(
+        default=1024,
+        metadata=about(
+            "Prompt size in tokens (code around the cursor plus related snippets).",
+            between=(64, 32_768),
+        ),
+    )
+    enabled_languages: list[str] = field(
+        default_factory=lambda: ["*"],
+        metadata=about('Language ids that get suggestions; "*" means all.'),
+    )
+    fim_template: FimTemplateName = field(
+        default="",
+        metadata=about(
+            "Fill-in-the-middle prompt format. Empty: chosen from the model's tokenizer."
+        ),
+    )
+    deadline_ms: int = field(
+        default=3000,
+        metadata=about(
+            "A completion that takes longer than this, in milliseconds, is cut and returned as"
+            " it is.",
+            between=(50, 120_000),
+        ),
+    )
+    int8_complexity: int = field(
+        default=10,
+        metadata=about(
+            "Code scopes more complex than this (cyclomatic) go to the model's int8 variant,"
+            " when it has one.",
+            between=(0, 1000),
+        ),
+    )
+    cache: CacheSettings = field(
+        default_factory=CacheSettings, metadata=about("The completion cache.")
+    )
+    tests: TestSettings = field(
+        default_factory=TestSettings, metadata=about("Unit test generation.")
+    )
+    log_level: LogLevel = field(
+        default="info",
+        metadata=about(
+            "Server log level. The log goes to stderr: VS Code shows it in the flashcode output,"
+            " Neovim writes it to its LSP log."
+        ),
+    )
 
     def language_enabled(self, language_id: str) -> bool:
         return "*" in self.enabled_languages or language_id in self.enabled_languages
@@ -78,30 +192,14 @@ def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
-def _validate(settings: Settings) -> list[str]:
-    problems = []
-    if settings.device not in DEVICES:
-        problems.append(f"device must be one of {', '.join(DEVICES)}, not {settings.device!r}")
-        settings.device = "auto"
-    if settings.log_level not in LOG_LEVELS:
-        problems.append(
-            f"logLevel must be one of {', '.join(LOG_LEVELS)}, not {settings.log_level!r}"
-        )
-        settings.log_level = "info"
-    for name, low, high in (
-        ("max_new_tokens", 1, 1024),
-        ("context_budget", 64, 32768),
-        ("deadline_ms", 50, 120_000),
-        ("threads", 0, 256),
-    ):
-        value = getattr(settings, name)
-        if not low <= value <= high:
-            problems.append(f"{_camel(name)} must be between {low} and {high}, not {value}")
-            setattr(settings, name, getattr(Settings(), name))
-    return problems
+def _choices(kind: Any) -> tuple[str, ...] | None:
+    """The allowed values of a Literal field, None for any other type."""
+    return get_args(kind) if get_origin(kind) is Literal else None
 
 
 def _coerce(value: Any, kind: Any, key: str) -> Any:
+    if _choices(kind) is not None:
+        kind = str  # whether the string is one of the choices is checked on the merged result
     if kind is bool:
         if isinstance(value, bool):
             return value
@@ -156,6 +254,76 @@ def apply(target: Any, data: Mapping[str, Any], problems: list[str], path: str =
             setattr(target, name, _coerce(value, kind, key))
         except SettingsError as exc:
             problems.append(str(exc))
+
+
+def _shown(choice: str) -> str:
+    return choice or '""'
+
+
+def _violation(key: str, value: Any, kind: Any, between: tuple[int, int] | None) -> str | None:
+    choices = _choices(kind)
+    if choices is not None and value not in choices:
+        return f"{key} must be one of {', '.join(map(_shown, choices))}, not {value!r}"
+    if between is not None and not between[0] <= value <= between[1]:
+        return f"{key} must be between {between[0]} and {between[1]}, not {value}"
+    return None
+
+
+def _check_constraints(target: Any, path: str = "") -> list[str]:
+    """Check every Literal choice and range in the dataclass tree `target`; a value outside them
+    is reported and replaced by the field's default."""
+    problems: list[str] = []
+    hints = get_type_hints(type(target))
+    defaults = type(target)()
+    for spec in dataclasses.fields(target):
+        key = path + _camel(spec.name)
+        value = getattr(target, spec.name)
+        if dataclasses.is_dataclass(value):
+            problems.extend(_check_constraints(value, f"{key}."))
+            continue
+        problem = _violation(key, value, hints[spec.name], spec.metadata.get("between"))
+        if problem:
+            problems.append(problem)
+            setattr(target, spec.name, getattr(defaults, spec.name))
+    return problems
+
+
+def _value_schema(kind: Any) -> dict[str, Any]:
+    choices = _choices(kind)
+    if choices is not None:
+        return {"type": "string", "enum": list(choices)}
+    if kind == list[str]:
+        return {"type": "array", "items": {"type": "string"}}
+    names = {bool: "boolean", int: "integer", str: "string"}
+    assert kind in names, f"no JSON Schema type for settings of type {kind}"
+    return {"type": names[kind]}
+
+
+def _object_schema(kind: type[Any]) -> dict[str, Any]:
+    hints = get_type_hints(kind)
+    defaults = kind()
+    properties: dict[str, Any] = {}
+    for spec in dataclasses.fields(kind):
+        assert "description" in spec.metadata, f"{kind.__name__}.{spec.name} needs a description"
+        if dataclasses.is_dataclass(hints[spec.name]):
+            prop = _object_schema(hints[spec.name])
+        else:
+            prop = _value_schema(hints[spec.name])
+            prop["default"] = getattr(defaults, spec.name)
+            if spec.metadata["between"] is not None:
+                prop["minimum"], prop["maximum"] = spec.metadata["between"]
+        prop["description"] = spec.metadata["description"]
+        properties[_camel(spec.name)] = prop
+    return {"type": "object", "properties": properties, "additionalProperties": False}
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of the "flashcode" settings section, written from `Settings` itself."""
+    return {
+        "$schema": SCHEMA_DIALECT,
+        "title": "flashcode settings",
+        **_object_schema(Settings),
+    }
 
 
 def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
@@ -229,5 +397,5 @@ def merge(
             log.info("environment: %s", problem)
         else:
             problems.append(problem)
-    problems.extend(_validate(settings))
+    problems.extend(_check_constraints(settings))
     return settings, problems

@@ -73,3 +73,70 @@ def test_unknown_environment_names_are_not_reported_to_the_editor(tmp_path: Path
     )
     assert settings.max_new_tokens == Settings().max_new_tokens
     assert len(problems) == 1 and "maxNewTokens" in problems[0]  # a bad value still is
+
+
+def test_an_unknown_fim_template_is_reported_and_the_tokenizer_decides(tmp_path: Path) -> None:
+    settings, problems = merge(
+        {"fimTemplate": "gpt"}, environ={}, config_file=tmp_path / "none.json"
+    )
+    assert settings.fim_template == ""
+    assert problems == [
+        'fimTemplate must be one of "", qwen2.5-coder, starcoder, deepseek-coder, codellama,'
+        " codegemma, not 'gpt'"
+    ]
+
+
+def test_a_known_fim_template_is_kept(tmp_path: Path) -> None:
+    settings, problems = merge(
+        {"fimTemplate": "starcoder"}, environ={}, config_file=tmp_path / "none.json"
+    )
+    assert settings.fim_template == "starcoder"
+    assert problems == []
+
+
+def test_a_test_timeout_of_zero_is_reported_and_the_default_used(tmp_path: Path) -> None:
+    settings, problems = merge(
+        {"tests": {"timeoutSeconds": 0}}, environ={}, config_file=tmp_path / "none.json"
+    )
+    assert settings.tests.timeout_seconds == Settings().tests.timeout_seconds
+    assert problems == ["tests.timeoutSeconds must be between 1 and 3600, not 0"]
+
+
+def test_int8_complexity_and_cache_size_outside_their_ranges_get_defaults(tmp_path: Path) -> None:
+    settings, problems = merge(
+        {"int8Complexity": -1},
+        environ={"FLASHCODE_CACHE__MAX_SIZE_MB": "0"},
+        config_file=tmp_path / "none.json",
+    )
+    assert settings.int8_complexity == Settings().int8_complexity
+    assert settings.cache.max_size_mb == Settings().cache.max_size_mb
+    assert problems == [
+        "int8Complexity must be between 0 and 1000, not -1",
+        "cache.maxSizeMb must be between 1 and 65536, not 0",
+    ]
+
+
+def test_the_ends_of_a_range_are_allowed(tmp_path: Path) -> None:
+    settings, problems = merge(
+        {"int8Complexity": 0, "cache": {"maxSizeMb": 1}, "tests": {"timeoutSeconds": 3600}},
+        environ={},
+        config_file=tmp_path / "none.json",
+    )
+    assert problems == []
+    assert (settings.int8_complexity, settings.cache.max_size_mb) == (0, 1)
+    assert settings.tests.timeout_seconds == 3600
+
+
+def test_a_bad_value_in_a_later_layer_gives_the_default_not_an_earlier_value(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"device": "cpu", "logLevel": "debug"}))
+    settings, problems = merge(
+        {"device": "tpu", "logLevel": "loud"}, environ={}, config_file=config
+    )
+    assert (settings.device, settings.log_level) == ("auto", "info")
+    assert problems == [
+        "device must be one of auto, cpu, cuda, not 'tpu'",
+        "logLevel must be one of error, warning, info, debug, not 'loud'",
+    ]

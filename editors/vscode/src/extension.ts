@@ -173,33 +173,26 @@ async function generateUnitTests(): Promise<void> {
   }
   const uri = lc.code2ProtocolConverter.asUri(editor.document.uri);
   const position = lc.code2ProtocolConverter.asPosition(editor.selection.active);
-  // The server reports $/progress and writes the file itself (workspace/applyEdit); the result, when it
-  // names a file, is opened beside the code.
+  // The server reports $/progress and writes the file itself (workspace/applyEdit); the file it wrote
+  // is opened beside the code.
   const result: unknown = await lc.sendRequest(ExecuteCommandRequest.type, {
     command: SERVER_GENERATE_TESTS,
     arguments: [uri, position],
   });
-  const target = resultUri(result);
+  const target = writtenTestFile(result);
   if (target) {
     const document = await vscode.workspace.openTextDocument(target);
     await vscode.window.showTextDocument(document, { viewColumn: vscode.ViewColumn.Beside, preview: false });
   }
 }
 
-/** The test file named by the command's result ({written: true, testFile: uri, message}). */
-function resultUri(result: unknown): vscode.Uri | undefined {
-  let value: unknown = result;
-  if (typeof value === "object" && value !== null) {
-    const record = value as Record<string, unknown>;
-    if (record["written"] === false) {
-      return undefined;
-    }
-    value = record["testFile"] ?? record["uri"] ?? record["path"];
-  }
-  if (typeof value !== "string" || value === "") {
+/** The test file the command wrote: its result is {written, testFile: a file URI, message, ...}. */
+function writtenTestFile(result: unknown): vscode.Uri | undefined {
+  if (typeof result !== "object" || result === null) {
     return undefined;
   }
-  return value.includes("://") ? vscode.Uri.parse(value) : vscode.Uri.file(value);
+  const { written, testFile } = result as Record<string, unknown>;
+  return written === true && typeof testFile === "string" && testFile !== "" ? vscode.Uri.parse(testFile) : undefined;
 }
 
 async function showStats(): Promise<void> {

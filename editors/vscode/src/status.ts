@@ -1,6 +1,6 @@
 // The `flashcode/status` notification (server → client) turned into status bar text. Pure: no `vscode`.
 
-export type ServerState = "loading" | "ready" | "error" | "disabled";
+export type ServerState = "loading" | "ready" | "error";
 
 export interface StatusParams {
   state: ServerState;
@@ -16,14 +16,13 @@ export interface StatusView {
   /** Markdown tooltip. */
   tooltip: string;
   /** Theme color id for the background, or undefined for the default. */
-  background?: "statusBarItem.errorBackground" | "statusBarItem.warningBackground";
+  background?: "statusBarItem.errorBackground";
 }
 
 const ICONS: Record<ServerState, string> = {
   loading: "$(loading~spin)",
   ready: "$(zap)",
   error: "$(error)",
-  disabled: "$(circle-slash)",
 };
 
 export function isStatusParams(value: unknown): value is StatusParams {
@@ -57,8 +56,6 @@ export function formatStatus(status: StatusParams): StatusView {
   const view: StatusView = { text, tooltip: lines.join("\n") };
   if (status.state === "error") {
     view.background = "statusBarItem.errorBackground";
-  } else if (status.state === "disabled") {
-    view.background = "statusBarItem.warningBackground";
   }
   return view;
 }

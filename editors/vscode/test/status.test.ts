@@ -26,5 +26,6 @@ test("an error is coloured", () => {
 test("payloads that are not a status are recognised", () => {
   assert.equal(isStatusParams({ state: "ready", model: "m", device: "cpu" }), true);
   assert.equal(isStatusParams({ state: "sleeping" }), false);
+  assert.equal(isStatusParams({ state: "disabled", model: "m", device: "cpu" }), false); // never sent
   assert.equal(isStatusParams(null), false);
 });

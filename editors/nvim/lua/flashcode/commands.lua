@@ -5,22 +5,19 @@ local util = require("flashcode.util")
 
 local M = {}
 
--- The command's result names the test file ({ written = true, testFile = uri, message = ... }).
-local function result_path(result)
-  if type(result) == "table" then
-    if result.written == false then
-      return nil
-    end
-    result = result.testFile or result.uri or result.path
-  end
-  if type(result) ~= "string" or result == "" then
+-- The command's result: { written = true|false, testFile = a file URI, message = ... }.
+local function written_test_file(result)
+  if type(result) ~= "table" or result.written ~= true then
     return nil
   end
-  return result:find("^%a[%w+.-]*://") and vim.uri_to_fname(result) or result
+  if type(result.testFile) ~= "string" or result.testFile == "" then
+    return nil
+  end
+  return vim.uri_to_fname(result.testFile)
 end
 
 --- Asks the server for unit tests of the function or class under the cursor. The server writes the
---- file (workspace/applyEdit) and reports progress; a returned path is opened in a split.
+--- file (workspace/applyEdit) and reports progress; the file it wrote is opened in a split.
 ---@param on_done fun(err: table|nil, result: any)|nil
 function M.generate_tests(on_done)
   local buf = vim.api.nvim_get_current_buf()
@@ -40,7 +37,7 @@ function M.generate_tests(on_done)
     if err then
       log.notify("error", "generating tests failed: %s", err.message or vim.inspect(err))
     else
-      local path = result_path(result)
+      local path = written_test_file(result)
       -- The server has already said what it did (window/showMessage); show the file.
       if path then
         log.info("tests written to %s", path)

@@ -13,8 +13,8 @@ M.defaults = {
   -- Markers that find the project root (the server's workspace folder).
   root_markers = { ".git", "pyproject.toml", "package.json", "go.mod", "Cargo.toml" },
   -- The server's "flashcode" settings section (sent as initializationOptions and answered on
-  -- workspace/configuration): modelPath, proModelPath, device, maxNewTokens, contextBudget,
-  -- enabledLanguages, fimTemplate, cache = {...}, tests = {...}, logLevel.
+  -- workspace/configuration); keys in :help flashcode-settings. Only its being a table is checked
+  -- here: the server validates every key itself and reports a bad value with its default.
   settings = {},
   suggestion = {
     -- Ask for ghost text automatically while typing in insert mode.
