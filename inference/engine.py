@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from inference.model import ModelInfo, load_model_info
+from inference.runners import make_runner
 from inference.scheduler import (
     FinishReason,
     GenerationRequest,
@@ -18,7 +19,7 @@ from inference.scheduler import (
     Scheduler,
     Submission,
 )
-from inference.session import choose_provider, make_runner, physical_cores
+from inference.session import choose_provider, physical_cores
 from inference.tokenizer import Tokenizer
 
 log = logging.getLogger("flashcode.inference")

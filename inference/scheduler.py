@@ -19,8 +19,9 @@ from typing import Literal
 
 import numpy as np
 
+from inference.kv_device import KVSnapshot
+from inference.runners import Runner
 from inference.sampling import Sampler, TextTracker
-from inference.session import KVSnapshot, Runner
 from inference.tokenizer import Tokenizer
 
 log = logging.getLogger("flashcode.inference")
