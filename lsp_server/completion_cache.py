@@ -20,7 +20,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ParamSpec
 
-from inference.cache import CompletionCache, cache_dir, exact_key, excluded
+from inference.cache.database import cache_dir
+from inference.cache.keys import exact_key, excluded
+from inference.cache.store import CompletionCache
 from lsp_server.model_step import shown_text
 from lsp_server.settings import DEFAULT_SECRET_GLOBS, CacheSettings
 from prompts.context import Document

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from inference.cache import excluded
+from inference.cache.keys import excluded
 from prompts.patterns import PatternExample, PatternLearner, mine
 from prompts.syntax import SUPPORTED_LANGUAGES, language_of
 
