@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from inference.engine import Engine, GenerationRequest
+from inference.engine import Engine
+from inference.scheduler import GenerationRequest
 from prompts.budget import CompletionPrompt, build_completion_prompt
 from prompts.context import Document
 from prompts.fim import FimTemplate
