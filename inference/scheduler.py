@@ -153,10 +153,6 @@ class PrefixCache:
             _, (_, evicted) = self._entries.popitem(last=False)
             self.bytes -= evicted.nbytes
 
-    def clear(self) -> None:
-        self._entries.clear()
-        self.bytes = 0
-
 
 class Scheduler:
     """Owns the runner; all model work happens on its thread."""

@@ -228,12 +228,6 @@ class CompletionCache:
             "warnings": self.warnings[-5:],
         }
 
-    def clear(self) -> None:
-        for layer in self.layers.values():
-            with layer.guard() as cache:
-                if cache is not None:
-                    cache.clear()
-
     def close(self) -> None:
         if self._closed:
             return
