@@ -36,7 +36,8 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from inference.engine import Engine, EngineOptions, GenerationRequest
+from inference.engine import Engine, EngineOptions
+from inference.scheduler import GenerationRequest
 from inference.session import physical_cores
 
 ROOT = Path(__file__).resolve().parent.parent

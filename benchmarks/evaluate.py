@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from inference.engine import Engine, EngineOptions, GenerationRequest
+from inference.engine import Engine, EngineOptions
 from inference.router import default_model_dir
+from inference.scheduler import GenerationRequest
 from lsp_server.completion.postprocess_step import shown_text
 from lsp_server.completion.prompt_step import model_prompt, model_request
 from prompts.context import Document

@@ -5,20 +5,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from inference.model import ModelInfo, load_model_info
+from inference.runners import make_runner
 from inference.scheduler import (
-    FinishReason,
     GenerationRequest,
     GenerationResult,
     PrefixCache,
     Scheduler,
     Submission,
 )
-from inference.session import choose_provider, make_runner, physical_cores
+from inference.session import choose_provider, physical_cores
 from inference.tokenizer import Tokenizer
 
 log = logging.getLogger("flashcode.inference")
@@ -122,29 +121,6 @@ class Engine:
             submission.cancel()
             raise
 
-    async def stream(self, request: GenerationRequest) -> AsyncIterator[str]:
-        """Text deltas as tokens come. Leaving the loop early (or cancelling) stops generation."""
-        self._validate(request)
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[str | GenerationResult | BaseException] = asyncio.Queue()
-
-        def put(item: str | GenerationResult | BaseException) -> None:
-            with contextlib.suppress(RuntimeError):  # the caller's event loop is already closed
-                loop.call_soon_threadsafe(queue.put_nowait, item)
-
-        submission = Submission(request, on_done=put, on_text=put)
-        self._scheduler.submit(submission)
-        try:
-            while True:
-                item = await queue.get()
-                if isinstance(item, BaseException):
-                    raise item
-                if isinstance(item, GenerationResult):
-                    return
-                yield item
-        finally:
-            submission.cancel()  # no-op once finished
-
     def stats(self) -> dict[str, object]:
         return {
             "model": self.model.name,
@@ -175,12 +151,3 @@ def _settle(
         future.set_exception(outcome)
     else:
         future.set_result(outcome)
-
-
-__all__ = [
-    "Engine",
-    "EngineOptions",
-    "FinishReason",
-    "GenerationRequest",
-    "GenerationResult",
-]

@@ -42,8 +42,9 @@ class Sampler:
 class TextTracker:
     """Incremental detokenization with stop strings.
 
-    Text is only released once it is final: a byte-level token can end inside a UTF-8 character,
-    and the tail of the text might be the start of a stop string, which must never be shown.
+    `text` grows by whole characters only: a byte-level token can end inside a UTF-8 character,
+    which then waits for the token that completes it. A stop string is found even when it spans
+    tokens, and the text is cut before it.
     """
 
     def __init__(
@@ -55,7 +56,6 @@ class TextTracker:
         self._prefix_offset = 0  # start of the window decoded for context
         self._read_offset = 0  # ids before this are already in `text`
         self.text = ""
-        self._emitted = 0  # characters of `text` handed out by take_delta
         self.stopped = False
 
     def push(self, token: int) -> bool:
@@ -76,29 +76,3 @@ class TextTracker:
                 self.text = self.text[:index]
                 self.stopped = True
         return self.stopped
-
-    def take_delta(self, final: bool = False) -> str:
-        """Text that became final since the last call; `final` releases everything left."""
-        end = len(self.text)
-        if not final and not self.stopped:
-            end -= _stop_prefix_overlap(self.text, self._stops)
-        delta = self.text[self._emitted : end]
-        self._emitted = max(self._emitted, end)
-        return delta
-
-
-def _stop_prefix_overlap(text: str, stops: Sequence[str]) -> int:
-    """Length of the longest tail of `text` that is a proper prefix of a stop string."""
-    longest = 0
-    for stop in stops:
-        for size in range(min(len(stop) - 1, len(text)), longest, -1):
-            if text.endswith(stop[:size]):
-                longest = size
-                break
-    return longest
-
-
-def cut_at_stop(text: str, stop_strings: Sequence[str]) -> tuple[str, bool]:
-    """`text` up to the earliest stop string, and whether one was found."""
-    positions = [i for i in (text.find(s) for s in stop_strings if s) if i >= 0]
-    return (text[: min(positions)], True) if positions else (text, False)

@@ -19,8 +19,9 @@ from typing import Literal
 
 import numpy as np
 
+from inference.kv_device import KVSnapshot
+from inference.runners import Runner
 from inference.sampling import Sampler, TextTracker
-from inference.session import KVSnapshot, Runner
 from inference.tokenizer import Tokenizer
 
 log = logging.getLogger("flashcode.inference")
@@ -63,7 +64,6 @@ class Submission:
 
     request: GenerationRequest
     on_done: Callable[[GenerationResult | BaseException], None]
-    on_text: Callable[[str], None] | None = None  # streamed text deltas
     submitted: float = field(default_factory=time.perf_counter)
     cancelled: bool = False
     runs: int = 0  # model runs that included this request
@@ -152,10 +152,6 @@ class PrefixCache:
         while self.bytes > self.capacity_bytes:
             _, (_, evicted) = self._entries.popitem(last=False)
             self.bytes -= evicted.nbytes
-
-    def clear(self) -> None:
-        self._entries.clear()
-        self.bytes = 0
 
 
 class Scheduler:
@@ -335,13 +331,12 @@ class Scheduler:
         cache = self.prefix_cache
         if cache is not None and len(prompt) >= MIN_CACHED_PROMPT and not cache.covers(prompt):
             cache.store(prompt, self.runner.snapshot(slot, len(prompt)))
-        needs_text = bool(request.stop_strings) or submission.on_text is not None
         sequence = _Sequence(
             sub=submission,
             slot=slot,
             sampler=Sampler(request.temperature, request.top_p, request.seed),
             tracker=TextTracker(self.tokenizer.decode, request.stop_strings)
-            if needs_text
+            if request.stop_strings
             else None,
             limit=min(request.max_new_tokens, self.runner.max_length - len(prompt)),
             reused=reused,
@@ -385,15 +380,9 @@ class Scheduler:
             return
         sequence.generated.append(token)
         tracker = sequence.tracker
-        if tracker is not None:
-            stopped = tracker.push(token)
-            if sequence.sub.on_text is not None:
-                delta = tracker.take_delta()
-                if delta:
-                    sequence.sub.on_text(delta)
-            if stopped:
-                self._finish(sequence, "stop")
-                return
+        if tracker is not None and tracker.push(token):
+            self._finish(sequence, "stop")
+            return
         if len(sequence.generated) >= sequence.limit:
             self._finish(sequence, "length")
             return
@@ -420,14 +409,7 @@ class Scheduler:
         self._count_finish(submission, reason)
         self.counters["generated_tokens"] += len(sequence.generated)
         tracker = sequence.tracker
-        if tracker is not None:
-            text = tracker.text
-            if submission.on_text is not None:
-                delta = tracker.take_delta(final=True)
-                if delta:
-                    submission.on_text(delta)
-        else:
-            text = self.tokenizer.decode(sequence.generated)
+        text = tracker.text if tracker is not None else self.tokenizer.decode(sequence.generated)
         result = GenerationResult(
             token_ids=list(sequence.generated),
             text=text,

@@ -12,7 +12,8 @@ import argparse
 import json
 import sys
 
-from inference.cache import CompletionCache, cache_dir
+from inference.cache.database import cache_dir
+from inference.cache.store import CompletionCache
 from lsp_server.settings import merge
 
 

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from importlib import metadata
 from typing import Any
 
-from inference.cache import cache_dir
+from inference.cache.database import cache_dir
 from inference.model import ModelError, load_model_info
 from inference.router import find_variants
 from lsp_server.backends.local import ModelSpec

@@ -299,7 +299,7 @@ class HolePrompter:
 async def sample_holes(
     prompter: HolePrompter, prefix: str, suffix: str, max_new_tokens: int, sampling: Sampling
 ) -> list[str]:
-    from inference.engine import GenerationRequest
+    from inference.scheduler import GenerationRequest
 
     prompt_ids = tuple(prompter.ids(prefix, suffix))
     stops = prompter.stop_ids()
@@ -364,7 +364,7 @@ async def propose(
         progress("asking the model for tests")
         rendered = render_chat(prompt.messages(), tokenizer.chat_template)
         ids = _encode_with_specials(tokenizer, rendered)
-        from inference.engine import GenerationRequest
+        from inference.scheduler import GenerationRequest
 
         room = max(64, min(sampling.chat_tokens, context - len(ids) - 1))
         result = await engine.generate(

@@ -16,7 +16,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
-from inference.cache import CompletionCache, cache_dir
+from inference.cache.database import cache_dir
+from inference.cache.store import CompletionCache
 from lsp_server.settings import CacheSettings
 from prompts.patterns import PatternExample, PatternLearner
 

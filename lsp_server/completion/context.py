@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from inference.cache import excluded
+from inference.cache.keys import excluded
 from lsp_server.settings import DEFAULT_SECRET_GLOBS, Settings
 from prompts.context import Document
 from prompts.syntax import SUPPORTED_LANGUAGES, language_of, scope_at, wants_multiline

@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from inference.cache import exact_key
+from inference.cache.keys import exact_key
 from inference.scheduler import GenerationRequest
 from lsp_server.completion.cache import CacheHit, CacheState, miss_on_error
 from lsp_server.completion.context import CompletionContext

@@ -16,7 +16,7 @@ from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from inference.cache import excluded
+from inference.cache.keys import excluded
 from lsp_server.completion.cache import CacheState
 from lsp_server.settings import DEFAULT_SECRET_GLOBS, CacheSettings
 from prompts.patterns import PatternExample, PatternLearner, mine

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from inference.cache import CompletionCache
+from inference.cache.store import CompletionCache
 from lsp_server import cache_stats
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from inference.cache import CompletionCache, exact_key, excluded
+from inference.cache.keys import exact_key, excluded
+from inference.cache.store import CompletionCache
 from inference.scheduler import GenerationRequest
 from lsp_server.settings import DEFAULT_SECRET_GLOBS
 

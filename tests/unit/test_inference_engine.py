@@ -1,5 +1,5 @@
 """The Engine on the committed fixture models: parity with transformers, batching, prefix reuse,
-cancellation, stops, deadlines and streaming."""
+cancellation, stops and deadlines."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from typing import Any
 import onnxruntime as ort
 import pytest
 
-from inference.engine import Engine, EngineOptions, GenerationRequest, GenerationResult
+from inference.engine import Engine, EngineOptions
+from inference.scheduler import GenerationRequest, GenerationResult
 
 MODELS = Path(__file__).resolve().parents[1] / "fixtures" / "models"
 GREEDY = json.loads((MODELS / "greedy.json").read_text())
@@ -176,24 +177,6 @@ async def test_stop_strings_cut_the_text(qwen_int4: Engine) -> None:
     result = await qwen_int4.generate(request(prompt, 40, stop_strings=(stop,)))
     assert result.finish_reason == "stop"
     assert result.text == full.text[: full.text.index(stop)]
-
-
-async def test_stream_deltas_add_up_to_the_result(qwen_int4: Engine) -> None:
-    prompt = GREEDY["qwen2"]["prompts"][3]
-    whole = await qwen_int4.generate(request(prompt, 40))
-    deltas = [delta async for delta in qwen_int4.stream(request(prompt, 40))]
-    assert len(deltas) > 1
-    assert "".join(deltas) == whole.text
-
-
-async def test_leaving_a_stream_early_cancels_it(qwen_int4: Engine) -> None:
-    before = stat(qwen_int4, "cancelled")
-    async for _ in qwen_int4.stream(request(GREEDY["qwen2"]["prompts"][0], 200)):
-        break
-    await until(
-        lambda: stat(qwen_int4, "cancelled") == before + 1 and stat(qwen_int4, "active") == 0,
-        qwen_int4,
-    )
 
 
 async def test_deadline(qwen_int4: Engine) -> None:

@@ -8,9 +8,10 @@ from pathlib import Path
 import onnx
 import pytest
 
-from inference.engine import Engine, EngineOptions, GenerationRequest
+from inference.engine import Engine, EngineOptions
 from inference.model import ModelError, load_model_info
 from inference.quantize import QuantizeConfig, quantize
+from inference.scheduler import GenerationRequest
 
 MODELS = Path(__file__).resolve().parents[1] / "fixtures" / "models"
 GREEDY = json.loads((MODELS / "greedy.json").read_text())

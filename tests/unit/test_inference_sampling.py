@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from inference.sampling import Sampler, TextTracker, cut_at_stop
+from inference.sampling import Sampler, TextTracker
 
 # a toy vocabulary: id -> text piece; 9 is half of a two-byte character
 PIECES = {1: "def", 2: " f", 3: "():", 4: "\n", 5: "    ", 6: "return", 7: " 1", 8: "#"}
@@ -47,37 +47,18 @@ def test_invalid_settings_name_the_range() -> None:
         Sampler(top_p=0)
 
 
-def test_stop_string_across_tokens_is_cut_and_never_streamed() -> None:
+def test_stop_string_across_tokens_is_cut() -> None:
     tracker = TextTracker(toy_decode, stop_strings=("\n    return",))
-    streamed = ""
     for token in (1, 2, 3, 4, 5):
         assert not tracker.push(token)
-        streamed += tracker.take_delta()
-    # "\n    " could be the start of the stop string: held back
-    assert streamed == "def f():"
     assert tracker.push(6)
-    streamed += tracker.take_delta(final=True)
-    assert streamed == tracker.text == "def f():"
-
-
-def test_held_back_text_is_released_when_it_is_not_a_stop() -> None:
-    tracker = TextTracker(toy_decode, stop_strings=("\n\n",))
-    tracker.push(1)
-    tracker.push(4)
-    assert tracker.take_delta() == "def"
-    tracker.push(5)
-    assert tracker.take_delta() == "\n    "
+    assert tracker.stopped and tracker.text == "def f():"
 
 
 def test_unfinished_character_waits_for_its_second_byte() -> None:
     tracker = TextTracker(toy_decode)
     tracker.push(1)
     tracker.push(9)
-    assert tracker.take_delta() == "def"
+    assert tracker.text == "def"
     tracker.push(10)
-    assert tracker.take_delta() == "é"
-
-
-def test_cut_at_stop_takes_the_earliest() -> None:
-    assert cut_at_stop("a#b\nc", ("\n", "#")) == ("a", True)
-    assert cut_at_stop("abc", ("x",)) == ("abc", False)
+    assert tracker.text == "defé"

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from inference.engine import Engine, EngineOptions, GenerationRequest
-from inference.scheduler import PrefixCache
-from inference.session import KVSnapshot
+from inference.engine import Engine, EngineOptions
+from inference.kv_device import KVSnapshot
+from inference.scheduler import GenerationRequest, PrefixCache
 
 MODELS = Path(__file__).resolve().parents[1] / "fixtures" / "models"
 

@@ -8,14 +8,8 @@ import numpy as np
 import pytest
 
 from inference.model import ModelError, load_model_info
-from inference.session import (
-    CPU,
-    ConcatKVRunner,
-    SharedKVRunner,
-    choose_provider,
-    make_runner,
-    physical_cores,
-)
+from inference.runners import ConcatKVRunner, SharedKVRunner, make_runner
+from inference.session import CPU, choose_provider, physical_cores
 
 MODELS = Path(__file__).resolve().parents[1] / "fixtures" / "models"
 PROMPT = [12, 40, 7, 300, 41, 99, 5, 17, 250, 33, 60, 61, 8, 90]
