@@ -1,0 +1,1 @@
+"""Generation backends: the engine contract and what implements it."""
