@@ -44,7 +44,7 @@ from pygls.lsp.client import LanguageClient
 
 from benchmarks.server import BenchServer
 from inference.router import default_model_dir
-from lsp_server.testgen import definition_near
+from lsp_server.testgen.subjects import definition_near
 from prompts.docstrings import doc_fields, documented_parameters, fallback_description
 from prompts.syntax import definition_at
 

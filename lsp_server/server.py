@@ -14,7 +14,7 @@ from pygls.protocol import LanguageServerProtocol
 from pygls.uris import to_fs_path
 
 from lsp_server.backends.local import ModelManager
-from lsp_server.completion.pipeline import CompletionService, Suggestion
+from lsp_server.completion.pipeline import CompletionService
 from lsp_server.settings import merge
 from lsp_server.transport import serve_stdio
 from lsp_server.workspace.patterns import WorkspaceLearning, workspace_pass
@@ -157,37 +157,6 @@ class FlashcodeServer(LanguageServer):
                 if document is not None:
                     result.append(document)
         return result
-
-    def offset_of(self, uri: str, position: types.Position) -> int | None:
-        """The str index of an LSP (UTF-16) position, or None when it is outside the document."""
-        doc = self.workspace.get_text_document(uri)
-        lines = doc.lines
-        if position.line > len(lines) or position.line < 0 or position.character < 0:
-            return None
-        if position.line == len(lines):
-            # The position just past a final newline is valid; anything further on that line is not.
-            return len(doc.source) if position.character == 0 else None
-        line = lines[position.line].rstrip("\r\n")
-        # Units of the negotiated position encoding (UTF-16 unless the client asked otherwise).
-        if position.character > doc.position_codec.client_num_units(line):
-            return None
-        return doc.offset_at_position(position)
-
-    async def suggest_at(
-        self, uri: str, position: types.Position, invoked: bool = False
-    ) -> Suggestion | None:
-        """The suggestion for a cursor, or None: unknown document, language switched off,
-        position outside the text, or nothing to show. Both completion features answer from it;
-        `invoked` when the user asked explicitly rather than by typing."""
-        document = self.document(uri)
-        if document is None or not self.settings.language_enabled(document.language_id):
-            return None
-        offset = self.offset_of(uri, position)
-        if offset is None:
-            return None
-        return await self.completions.suggest(
-            document, offset, self.open_documents(uri), self.settings, invoked
-        )
 
     # -- background work ----------------------------------------------------------------------
     def spawn(self, coro: Any) -> None:

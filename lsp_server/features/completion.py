@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING
 
 from lsprotocol import types
 
+from lsp_server.features.suggest import suggest_at
+
 if TYPE_CHECKING:
     from lsp_server.server import FlashcodeServer
 
@@ -24,7 +26,7 @@ def register(server: FlashcodeServer) -> None:
             params.context is not None
             and params.context.trigger_kind == types.CompletionTriggerKind.Invoked
         )
-        suggestion = await ls.suggest_at(uri, params.position, invoked)
+        suggestion = await suggest_at(ls, uri, params.position, invoked)
         if suggestion is None:
             return empty
         language_id = ls.workspace.get_text_document(uri).language_id or ""

@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING
 
 from lsprotocol import types
 
+from lsp_server.features.suggest import suggest_at
+
 if TYPE_CHECKING:
     from lsp_server.server import FlashcodeServer
 
@@ -19,7 +21,7 @@ def register(server: FlashcodeServer) -> None:
         ls: FlashcodeServer, params: types.InlineCompletionParams
     ) -> types.InlineCompletionList:
         invoked = params.context.trigger_kind == types.InlineCompletionTriggerKind.Invoked
-        suggestion = await ls.suggest_at(params.text_document.uri, params.position, invoked)
+        suggestion = await suggest_at(ls, params.text_document.uri, params.position, invoked)
         if suggestion is None:
             return types.InlineCompletionList(items=[])
         return types.InlineCompletionList(

@@ -19,6 +19,7 @@ from pathlib import Path
 from inference.cache.keys import excluded
 from lsp_server.completion.cache import CacheState
 from lsp_server.settings import DEFAULT_SECRET_GLOBS, CacheSettings
+from lsp_server.workspace.files import skipped
 from prompts.patterns import PatternExample, PatternLearner, mine
 from prompts.syntax import SUPPORTED_LANGUAGES, language_of
 
@@ -30,10 +31,6 @@ PAUSE_S = 0.005  # between files: the pass yields the interpreter to completions
 # Directory entries looked at before the walk stops: an editor opened in a home directory
 # must not make the server crawl the whole disk.
 MAX_SCANNED = 50_000
-# Trees that hold other people's or generated code, or nothing worth learning from.
-SKIPPED_DIRECTORIES = frozenset(
-    {"node_modules", "__pycache__", "site-packages", "dist", "build", "target", "vendor", "venv"}
-)
 
 
 @dataclass
@@ -80,9 +77,7 @@ def source_files(
                 log.info("workspace pass: stopped looking after %d entries", max_scanned)
                 directories.clear()
                 break
-            directories[:] = [
-                d for d in directories if not d.startswith(".") and d not in SKIPPED_DIRECTORIES
-            ]
+            directories[:] = [d for d in directories if not skipped(d)]
             for name in names:
                 path = Path(folder, name)
                 language = language_of("", name)

@@ -1,0 +1,96 @@
+"""The sandboxed run (lsp_server.testgen.runner and the sandbox script it starts): passing tests
+are told from the rest, and a candidate cannot reach the network, the server's environment, the
+project's files or run for ever."""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import dataclasses
+import sys
+from pathlib import Path
+
+import pytest
+
+from lsp_server.testgen import runner, sandbox
+from lsp_server.testgen.project import locate_project
+from prompts.structured import Candidate
+
+
+def test_run_keeps_passing_tests_and_isolates_the_rest(
+    project_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FLASHCODE_FAKE_SECRET", "do-not-leak")
+    project = locate_project(project_dir / "textkit" / "numbers.py")
+    candidates = [
+        Candidate("clamp", "ok", "assert clamp(5, 0, 3) == 3", "model", names=("clamp",)),
+        Candidate("clamp", "wrong", "assert clamp(5, 0, 3) == 4", "model", names=("clamp",)),
+        Candidate("clamp", "loops", "while True:\n    pass", "model"),
+        Candidate(
+            "clamp",
+            "network",
+            "import socket\nsocket.create_connection(('127.0.0.1', 9))",
+            "model",
+        ),
+        Candidate(
+            "clamp", "env", "import os\nassert 'FLASHCODE_FAKE_SECRET' not in os.environ", "model"
+        ),
+        Candidate("clamp", "cwd", "open('side_effect.txt', 'w').write('x')", "model"),
+    ]
+    passed, report = asyncio.run(runner.run_candidates(project, candidates, timeout_s=20))
+    # The endless loop is stopped by the per-test limit and the others still run.
+    assert passed == [True, False, False, False, True, True], report.output
+    assert not (project_dir / "side_effect.txt").exists()
+    assert not list(project_dir.rglob("test_flashcode_candidates.py"))
+
+
+def test_import_errors_are_reported_not_hidden(project_dir: Path) -> None:
+    project = locate_project(project_dir / "textkit" / "numbers.py")
+    broken = Candidate("nope", "x", "assert nope() == 1", "model", names=("nope",))
+    passed, report = asyncio.run(runner.run_candidates(project, [broken], timeout_s=20))
+    assert passed == [False]
+    assert "could not be imported" in report.problem and "nope" in report.problem
+
+
+def test_a_run_past_its_time_limit_is_stopped(project_dir: Path) -> None:
+    project = locate_project(project_dir / "textkit" / "numbers.py")
+    stubborn = Candidate(
+        "clamp",
+        "hangs",
+        "import signal, time\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\ntime.sleep(60)",
+        "model",
+    )
+    passed, report = asyncio.run(runner.run_candidates(project, [stubborn], timeout_s=3))
+    assert passed == [False]
+    assert report.problem == "the test run took longer than 3s and was stopped"
+
+
+def test_the_projects_modules_win_over_the_sandboxs_neighbours(tmp_path: Path) -> None:
+    # The sandbox runs from inside lsp_server/testgen/, next to project.py and runner.py: a
+    # project with its own `project` module must still import that one.
+    (tmp_path / "setup.cfg").write_text("[metadata]\nname = p\n")
+    (tmp_path / "project.py").write_text("def name():\n    return 'mine'\n")
+    found = locate_project(tmp_path / "project.py")
+    test = Candidate("name", "x", "assert name() == 'mine'", "model", names=("name",))
+    for framework in ("pytest", "unittest"):
+        project = dataclasses.replace(found, framework=framework)
+        passed, report = asyncio.run(runner.run_candidates(project, [test], timeout_s=20))
+        assert passed == [True], (framework, report.problem, report.output)
+
+
+def test_the_sandbox_runs_on_an_interpreter_without_flashcode() -> None:
+    source = runner.SANDBOX_SCRIPT.read_text(encoding="utf-8")
+    tree = ast.parse(source, feature_version=(3, 7))  # the project's Python may be old
+    imported = {
+        alias.name.split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+    } | {
+        (node.module or "").split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.level == 0
+    }
+    # pytest comes from the project, and only when it uses pytest.
+    assert imported - {"pytest", "__future__"} <= set(sys.stdlib_module_names), imported
+    assert runner.SANDBOX_SCRIPT.samefile(sandbox.__file__)
