@@ -2,9 +2,9 @@
 
 Answers the questions the prompt and the post-processing ask: which language, which
 function/method/class holds the cursor, is its body still empty, how branchy is it (cyclomatic
-complexity), is the code object-oriented, functional or procedural, and should the completion
-span several lines. `definition_at` describes the definition under the cursor (parameters,
-docstring, raised exceptions...) for the "Generate unit tests" and "Insert docstring" commands.
+complexity), and should the completion span several lines. `definition_at` describes the
+definition under the cursor (parameters, docstring, raised exceptions...) for the "Generate unit
+tests" and "Insert docstring" commands.
 
 Offsets are Python string indexes; tree-sitter counts UTF-8 bytes, so every offset crosses
 `_Offsets` on its way in and out. Python is the reference language; JavaScript, TypeScript,
@@ -56,8 +56,6 @@ class _Spec:
     methods: frozenset[str]  # function types that are always methods
     decisions: frozenset[str]  # each adds a path (cyclomatic complexity)
     boolean_ops: frozenset[str]  # operator tokens that add a path: `and`, `&&`...
-    loops: frozenset[str]
-    lambdas: frozenset[str]  # anonymous functions and comprehensions: the functional style
     throws: frozenset[str]
     line_comment: str = "//"
 
@@ -81,8 +79,6 @@ _JS_TYPES = dict(
     decisions="if_statement for_statement for_in_statement while_statement do_statement "
     "catch_clause ternary_expression switch_case",
     boolean_ops="&& || ??",
-    loops="for_statement for_in_statement while_statement do_statement",
-    lambdas="arrow_function function_expression function",
     throws="throw_statement",
 )
 
@@ -96,9 +92,6 @@ _SPECS: dict[str, _Spec] = {
         decisions="if_statement elif_clause for_statement while_statement except_clause "
         "conditional_expression case_clause if_clause for_in_clause",
         boolean_ops="and or",
-        loops="for_statement while_statement",
-        lambdas="lambda list_comprehension set_comprehension dictionary_comprehension "
-        "generator_expression",
         throws="raise_statement",
     ),
     "javascript": _spec("tree_sitter_javascript", **_JS_TYPES),
@@ -112,8 +105,6 @@ _SPECS: dict[str, _Spec] = {
         decisions="if_statement for_statement enhanced_for_statement while_statement "
         "do_statement catch_clause ternary_expression switch_label",
         boolean_ops="&& ||",
-        loops="for_statement enhanced_for_statement while_statement do_statement",
-        lambdas="lambda_expression",
         throws="throw_statement",
     ),
     "cpp": _spec(
@@ -124,8 +115,6 @@ _SPECS: dict[str, _Spec] = {
         decisions="if_statement for_statement for_range_loop while_statement do_statement "
         "catch_clause conditional_expression case_statement",
         boolean_ops="&& || and or",
-        loops="for_statement for_range_loop while_statement do_statement",
-        lambdas="lambda_expression",
         throws="throw_expression throw_statement",
     ),
     "go": _spec(
@@ -135,8 +124,6 @@ _SPECS: dict[str, _Spec] = {
         methods="method_declaration",
         decisions="if_statement for_statement expression_case type_case communication_case",
         boolean_ops="&& ||",
-        loops="for_statement",
-        lambdas="func_literal",
         throws="",
     ),
     "rust": _spec(
@@ -147,8 +134,6 @@ _SPECS: dict[str, _Spec] = {
         decisions="if_expression for_expression while_expression match_arm "
         "if_let_expression while_let_expression",
         boolean_ops="&& ||",
-        loops="for_expression while_expression loop_expression",
-        lambdas="closure_expression",
         throws="",
     ),
 }
@@ -346,7 +331,6 @@ class ScopeInfo:
     start_offset: int
     end_offset: int
     body_empty: bool  # nothing but pass / ... / a docstring / comments
-    paradigm: str  # "oop" | "functional" | "procedural"
     complexity: int  # cyclomatic: 1 + decision points
 
 
@@ -534,24 +518,6 @@ def _descend(node: Node, spec: _Spec, into_functions: bool) -> Iterator[Node]:
         stack.extend(reversed(current.children))
 
 
-_IMPERATIVE_UPDATES = frozenset(
-    {
-        "augmented_assignment",
-        "update_expression",
-        "compound_assignment_expr",
-        "assignment_expression",
-    }
-)
-_CALL_PATTERNS = (
-    "(call function: _ @call)",
-    "(call_expression function: _ @call)",
-    "(method_invocation name: _ @call)",
-)
-_FUNCTIONAL_CALLS = frozenset(
-    {"map", "filter", "reduce", "partial", "compose", "flatMap", "fold", "foldl", "zipWith"}
-)
-
-
 def _compiles(language: str, pattern: str) -> bool:
     try:
         Query(load_grammar(language), pattern)
@@ -567,9 +533,9 @@ def _alternation(language: str, types: Iterable[str], capture: str) -> str:
 
 
 @cache
-def _queries(language: str) -> tuple[Query, Query]:
-    """(complexity, style) queries: counting in tree-sitter's C code is what keeps a long
-    file fast; walking its nodes in Python costs tens of milliseconds."""
+def _complexity_query(language: str) -> Query:
+    """Counting in tree-sitter's C code is what keeps a long file fast; walking its nodes in
+    Python costs tens of milliseconds."""
     spec = _SPECS[language]
     operator = "boolean_operator" if language == "python" else "binary_expression"
     operators = " ".join(f'"{op}"' for op in sorted(spec.boolean_ops))
@@ -577,16 +543,7 @@ def _queries(language: str) -> tuple[Query, Query]:
         _alternation(language, spec.decisions, "decision"),
         f"({operator} operator: [{operators}]) @decision",
     ]
-    style = [
-        _alternation(language, spec.functions | spec.classes, "scope"),
-        _alternation(language, spec.lambdas, "lambda"),
-        _alternation(language, spec.loops | _IMPERATIVE_UPDATES, "imperative"),
-        *(p for p in _CALL_PATTERNS if _compiles(language, p)),
-    ]
-    grammar = load_grammar(language)
-    return Query(grammar, "\n".join(filter(None, complexity))), Query(
-        grammar, "\n".join(filter(None, style))
-    )
+    return Query(load_grammar(language), "\n".join(filter(None, complexity)))
 
 
 def _captures(query: Query, node: Node) -> dict[str, list[Node]]:
@@ -605,38 +562,17 @@ def _directly_in(node: Node, scope: Node, spec: _Spec) -> bool:
 
 def _complexity(node: Node, language: str, into_functions: bool) -> int:
     spec = _SPECS[language]
-    decisions = _captures(_queries(language)[0], node).get("decision", [])
+    decisions = _captures(_complexity_query(language), node).get("decision", [])
     if not into_functions:
         decisions = [d for d in decisions if _directly_in(d, node, spec)]
     return 1 + len(decisions)
-
-
-def _paradigm(node: Node, language: str, kind: str, offsets: _Offsets) -> str:
-    """Object-oriented, functional or procedural, by counting the constructs of each style."""
-    if kind in ("method", "class"):
-        return "oop"
-    spec = _SPECS[language]
-    found = _captures(_queries(language)[1], node)
-    kinds = [_scope_kind(n, spec) for n in found.get("scope", []) if _is_scope(n, spec)]
-    functions = sum(
-        k == "function" and n.type not in spec.lambdas
-        for k, n in zip(kinds, found.get("scope", []), strict=False)
-    )
-    calls = [offsets.node_text(c).rsplit(".", 1)[-1] for c in found.get("call", [])]
-    functional = len(found.get("lambda", [])) + sum(name in _FUNCTIONAL_CALLS for name in calls)
-    imperative = len(found.get("imperative", []))
-    if kinds.count("class") and kinds.count("method") >= functions:
-        return "oop"
-    if functional > imperative:
-        return "functional"
-    return "procedural"
 
 
 def scope_at(text: str, offset: int, language: str) -> ScopeInfo:
     """The function, method or class holding the cursor, or the module when none does."""
     offsets = _Offsets(text)
     if language not in _SPECS:
-        return ScopeInfo("module", None, 0, len(text), not text.strip(), "procedural", 1)
+        return ScopeInfo("module", None, 0, len(text), not text.strip(), 1)
     spec = _SPECS[language]
     tree = _parse(language, text)
     node = _owner(tree, text, offset, language)
@@ -648,7 +584,6 @@ def scope_at(text: str, offset: int, language: str) -> ScopeInfo:
             start_offset=0,
             end_offset=len(text),
             body_empty=_body_empty(root),
-            paradigm=_paradigm(root, language, "module", offsets),
             complexity=_complexity(root, language, into_functions=True),
         )
     kind = _scope_kind(node, spec)
@@ -658,7 +593,6 @@ def scope_at(text: str, offset: int, language: str) -> ScopeInfo:
         start_offset=offsets.to_char(node.start_byte),
         end_offset=offsets.to_char(node.end_byte),
         body_empty=_body_empty(node),
-        paradigm=_paradigm(node, language, kind, offsets),
         complexity=_complexity(node, language, into_functions=kind == "class"),
     )
 

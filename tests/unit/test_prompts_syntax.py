@@ -1,4 +1,4 @@
-"""Syntax facts from tree-sitter: languages, scopes, complexity, style, multi-line, definitions."""
+"""Syntax facts from tree-sitter: languages, scopes, complexity, multi-line, definitions."""
 
 from __future__ import annotations
 
@@ -83,7 +83,6 @@ def test_scope_of_a_method_names_it_and_calls_it_a_method() -> None:
     scope = scope_at(INVENTORY, at(INVENTORY, "elif item.name"), "python")
     assert (scope.kind, scope.name) == ("method", "add")
     assert INVENTORY[scope.start_offset :].startswith("def add(")
-    assert scope.paradigm == "oop"
     assert not scope.body_empty
 
 
@@ -171,7 +170,7 @@ def test_cursor_after_a_closing_brace_is_outside_the_function() -> None:
     assert scope_at(text, at(text, "}", 1), "javascript").kind == "module"
 
 
-# --- complexity and style ---
+# --- complexity ---
 
 
 def test_cyclomatic_complexity_counts_every_branch() -> None:
@@ -198,17 +197,6 @@ def test_complexity_in_javascript_counts_logical_operators_and_ternaries() -> No
     )
     # if, ||, &&, ?:, for -> 1 + 5
     assert scope_at(text, at(text, "const discount"), "javascript").complexity == 6
-
-
-def test_paradigm_functional_procedural_and_oop() -> None:
-    functional = "def evens(xs):\n    return list(filter(lambda x: x % 2 == 0, xs))\n"
-    procedural = (
-        "def evens(xs):\n    out = []\n    for x in xs:\n"
-        "        if x % 2 == 0:\n            out.append(x)\n    return out\n"
-    )
-    assert scope_at(functional, at(functional, "return"), "python").paradigm == "functional"
-    assert scope_at(procedural, at(procedural, "return"), "python").paradigm == "procedural"
-    assert scope_at(INVENTORY, 0, "python").paradigm == "oop"
 
 
 def test_docstring_only_function_counts_as_empty() -> None:
