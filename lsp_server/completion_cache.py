@@ -24,6 +24,7 @@ from inference.cache import CompletionCache, cache_dir, exact_key, excluded
 from lsp_server.model_step import shown_text
 from lsp_server.settings import DEFAULT_SECRET_GLOBS, CacheSettings
 from prompts.context import Document
+from prompts.languages import SUPPORTED_LANGUAGES, language_of
 from prompts.patterns import (
     PatternExample,
     PatternLearner,
@@ -31,7 +32,6 @@ from prompts.patterns import (
     example_from_completion,
     site_at,
 )
-from prompts.syntax import SUPPORTED_LANGUAGES, language_of
 
 if TYPE_CHECKING:
     from inference.scheduler import GenerationRequest

@@ -19,7 +19,9 @@ from lsp_server.models import ModelManager
 from lsp_server.settings import Settings
 from prompts.context import Document, completable_mid_line, cursor_line
 from prompts.fim import select_template
-from prompts.syntax import SUPPORTED_LANGUAGES, language_of, scope_at, wants_multiline
+from prompts.languages import SUPPORTED_LANGUAGES, language_of
+from prompts.multiline import wants_multiline
+from prompts.scope import scope_at
 from prompts.typeahead import ShownSuggestion, remaining_suggestion
 
 log = logging.getLogger(__name__)

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 
+from prompts.definitions import Definition, definition_at
 from prompts.fim import FimTemplate, select_template
 from prompts.structured import (
     Candidate,
@@ -59,7 +60,7 @@ from prompts.structured import (
     unique_name,
     value_stub,
 )
-from prompts.syntax import Definition, definition_at, line_bounds
+from prompts.text import line_bounds
 
 if TYPE_CHECKING:
     from inference.engine import Engine

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from inference.cache import excluded
+from prompts.languages import SUPPORTED_LANGUAGES, language_of
 from prompts.patterns import PatternExample, PatternLearner, mine
-from prompts.syntax import SUPPORTED_LANGUAGES, language_of
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,11 @@ No ONNX, no LSP, no file system: everything here takes text (and a tokenizer obj
 from prompts.budget import CompletionPrompt, TokenizerLike, build_completion_prompt
 from prompts.context import Document
 from prompts.fim import FimTemplate, select_template
+from prompts.languages import language_of
+from prompts.multiline import wants_multiline
+from prompts.parsing import parses
 from prompts.postprocess import PostprocessContext, postprocess
-from prompts.syntax import ScopeInfo, language_of, parses, scope_at, wants_multiline
+from prompts.scope import ScopeInfo, scope_at
 
 __all__ = [
     "CompletionPrompt",

@@ -28,7 +28,8 @@ from prompts.context import (
     split_at_cursor,
 )
 from prompts.fim import FimTemplate
-from prompts.syntax import language_of, wants_multiline
+from prompts.languages import language_of
+from prompts.multiline import wants_multiline
 
 
 class TokenizerLike(Protocol):

@@ -12,7 +12,7 @@ it continues what is typed on the cursor's line, it parses in the document, ever
 exists in the document or the other open documents (or is defined by the completion itself),
 and it does not define again a function or class its scope already has.
 
-Pure text: no file system, no model. `prompts.syntax.parses` is the only tree-sitter use.
+Pure text: no file system, no model. `prompts.parsing.parses` is the only tree-sitter use.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from prompts.syntax import changed_span, parses
+from prompts.parsing import changed_span, parses
 
 # Part of every key: changing how keys or values are made must not reuse old entries.
 PATTERN_FORMAT = "patterns-1"

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from prompts.context import cursor_line, rest_of_line
 from prompts.fim import ALL_SPECIAL_TEXTS
-from prompts.syntax import indent_width
+from prompts.text import indent_width
 
 _PAIRS = {"(": ")", "[": "]", "{": "}"}
 _CLOSING = {v: k for k, v in _PAIRS.items()}

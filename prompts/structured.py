@@ -23,7 +23,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from prompts.syntax import Definition, Parameter
+from prompts.definitions import Definition, Parameter
 
 FRAMEWORKS = ("pytest", "unittest")
 _MAX_EXAMPLE_CHARS = 1200  # an example test file is there for its style, not its content

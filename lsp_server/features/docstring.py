@@ -25,6 +25,7 @@ from lsp_server.testgen import (
     position_of,
     sample_holes,
 )
+from prompts.definitions import Definition
 from prompts.docstrings import (
     clean_description,
     description_holes,
@@ -33,7 +34,9 @@ from prompts.docstrings import (
     render_docstring,
 )
 from prompts.fim import FimTemplate, select_template
-from prompts.syntax import Definition, language_of, parses, scope_at
+from prompts.languages import language_of
+from prompts.parsing import parses
+from prompts.scope import scope_at
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,8 @@ from lsp_server import testgen
 # Imported at run time, not only for type checking: pygls reads the handler's annotations with
 # typing.get_type_hints to convert command arguments.
 from lsp_server.server import FlashcodeServer
-from prompts.syntax import language_of, scope_at
+from prompts.languages import language_of
+from prompts.scope import scope_at
 
 log = logging.getLogger(__name__)
 

@@ -6,6 +6,7 @@ import ast
 
 import pytest
 
+from prompts.definitions import definition_at
 from prompts.structured import (
     Call,
     assertion_stub,
@@ -25,7 +26,6 @@ from prompts.structured import (
 from prompts.structured import (
     TestSubject as Subject,
 )
-from prompts.syntax import definition_at
 
 SOURCE = '''def scale(values: list[float], factor: float = 2.0, *, clip: bool = False) -> list:
     """Multiply every value.

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from lsp_server import testgen
+from prompts.definitions import definition_at
 from prompts.structured import Candidate
-from prompts.syntax import definition_at
 from tests.conftest import ROOT
 
 SAMPLE = ROOT / "tests" / "fixtures" / "sample_project"
