@@ -44,7 +44,7 @@ def _neighbour_line(text: str, offset: int, step: int) -> str | None:
 
 
 def _is_comment_line(line: str, rules: CodeRules) -> bool:
-    return line.strip().startswith(rules.comment_lines)
+    return line.strip().startswith(rules.comment_line_starts)
 
 
 def wants_multiline(text: str, offset: int, language: str) -> bool:

@@ -17,14 +17,13 @@ Pure text: no file system, no model. `prompts.parsing.parses` is the only tree-s
 
 from __future__ import annotations
 
-import builtins
 import hashlib
-import keyword
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
+from prompts.languages import code_rules
 from prompts.parsing import changed_span, parses
 
 # Part of every key: changing how keys or values are made must not reuse old entries.
@@ -45,15 +44,6 @@ _PLACEHOLDER_RE = re.compile(_PLACEHOLDER_CLASS)
 def _word_set(words: str) -> frozenset[str]:
     return frozenset(words.split())
 
-
-# How a lone lowercase entity (`user`) is written when the new entity has several words.
-_LOWER_STYLE = {
-    "javascript": "camel",
-    "typescript": "camel",
-    "tsx": "camel",
-    "java": "camel",
-    "go": "camel",
-}
 
 _IRREGULAR_PLURALS = {
     "person": "people",
@@ -230,7 +220,7 @@ class _Abstractor:
 
     def __init__(self, entity: Entity, language: str) -> None:
         self.entity = entity
-        self.lower_style = _LOWER_STYLE.get(language, "snake")
+        self.lower_style = code_rules(language).naming
         self.variants: dict[str, tuple[bool, frozenset[str]]] = {}
         for plural in (False, True):
             for style in STYLES:
@@ -622,28 +612,9 @@ class PatternLearner:
 
 # --- accepting a re-instantiated completion ------------------------------------------------------
 
-_PYTHON_NAMES = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | frozenset(dir(builtins))
-_C_FAMILY = _word_set(
-    """if else for while do return break continue switch case default try catch finally throw
-    throws new delete this super class interface enum struct extends implements import export
-    from as const let var function async await yield typeof instanceof in of void null undefined
-    true false public private protected static final abstract readonly type namespace package
-    func go defer chan map range select fallthrough nil fn impl trait pub mut use mod crate self
-    Self match loop where dyn ref move unsafe int long short char float double bool boolean byte
-    string String Object Array Map Set Promise JSON Math Number Error console window document
-    parseInt parseFloat isNaN Date RegExp Symbol make len cap append copy panic recover print
-    println error Ok Err Some None Vec Box Option Result auto unsigned signed sizeof std
-    template typename virtual override nullptr include define constructor get set keyof infer
-    never unknown any number object"""
-)
-_KNOWN_NAMES = {"python": _PYTHON_NAMES | {"self", "cls"}}
-_PARAM_NAME_LAST = frozenset({"java", "cpp"})
-
 _STRINGS = re.compile(
     r'"""[\s\S]*?"""|\'\'\'[\s\S]*?\'\'\'|"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'|`(?:\\.|[^`\\])*`'
 )
-_COMMENTS = {"python": re.compile(r"#[^\n]*")}
-_C_COMMENTS = re.compile(r"//[^\n]*|/\*[\s\S]*?\*/")
 _NOT_A_METHOD = r"(?!(?:if|for|while|switch|catch|return|with|elif)\b)"
 _DEFINED_PATTERNS = (
     re.compile(
@@ -674,10 +645,11 @@ _PARAMETER_LISTS = re.compile(
 
 def _code_only(text: str, language: str) -> str:
     text = _STRINGS.sub('""', text)
-    return _COMMENTS.get(language, _C_COMMENTS).sub("", text)
+    return code_rules(language).comment_pattern.sub("", text)
 
 
 def _defined_names(code: str, language: str) -> set[str]:
+    name_last = code_rules(language).parameter_name_last
     names: set[str] = set()
     for regex in _DEFINED_PATTERNS:
         names.update(match.group(1) for match in regex.finditer(code))
@@ -685,11 +657,11 @@ def _defined_names(code: str, language: str) -> set[str]:
         params = next(group for group in match.groups() if group is not None)
         for part in params.split(","):
             part = part.split("=", 1)[0]
-            if language not in _PARAM_NAME_LAST:
+            if not name_last:
                 part = part.split(":", 1)[0]
             idents = _IDENT.findall(part)
             if idents:
-                names.add(idents[-1] if language in _PARAM_NAME_LAST else idents[0])
+                names.add(idents[-1] if name_last else idents[0])
     return names
 
 
@@ -706,7 +678,7 @@ def _name_in(name: str, texts: Iterable[str]) -> bool:
 def unknown_names(completion: str, language: str, context_texts: Sequence[str]) -> list[str]:
     """Names the completion uses that neither the context nor the completion itself defines."""
     code = _code_only(completion, language)
-    known = _KNOWN_NAMES.get(language, _C_FAMILY)
+    known = code_rules(language).known_names
     defined = _defined_names(code, language)
     used = dict.fromkeys(_IDENT.findall(code))
     return [
@@ -751,8 +723,9 @@ def _parses_in_context(text: str, offset: int, completion: str, language: str) -
         return True
     # A completed header opens a block whose body is not written yet: give it one to check.
     last = (before + completion).rsplit("\n", 1)[-1]
-    if language == "python" and last.rstrip().endswith(":"):
-        stub = "\n" + " " * (_indent(last) + 4) + "pass"
+    rules = code_rules(language)
+    if rules.empty_block_body and last.rstrip().endswith(rules.block_openers):
+        stub = "\n" + " " * (_indent(last) + 4) + rules.empty_block_body
         return parses(before + completion + stub + after, language)
     opened = completion.count("{") - completion.count("}")
     if opened > 0:
