@@ -25,10 +25,10 @@ from lsp_server.model_step import shown_text
 from lsp_server.settings import DEFAULT_SECRET_GLOBS, CacheSettings
 from prompts.context import Document
 from prompts.languages import SUPPORTED_LANGUAGES, language_of
+from prompts.pattern_checks import complete
 from prompts.patterns import (
     PatternExample,
     PatternLearner,
-    complete,
     example_from_completion,
     site_at,
 )

@@ -20,3 +20,8 @@ def indent_of(line: str) -> str:
 
 def indent_width(line: str, tab_size: int = 4) -> int:
     return len(indent_of(line).expandtabs(tab_size))
+
+
+def indent_length(line: str) -> int:
+    """How many blank characters (spaces or tabs, each one) start the line."""
+    return len(line) - len(line.lstrip(" \t"))

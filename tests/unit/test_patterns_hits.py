@@ -6,10 +6,10 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 
+from prompts.pattern_checks import complete
 from prompts.patterns import (
     PatternExample,
     PatternLearner,
-    complete,
     example_from_completion,
     mine,
     site_at,
