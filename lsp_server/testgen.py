@@ -36,30 +36,29 @@ from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 
-from prompts.definitions import Definition, definition_at
-from prompts.fim import FimTemplate, select_template
-from prompts.structured import (
+from prompts.calls import calls_for
+from prompts.candidates import (
     Candidate,
-    StructuredPrompt,
-    TestSubject,
     assertion_candidate,
     assertion_stub,
-    build_test_prompt,
-    calls_for,
     chat_candidates,
     clean_assertion,
     clean_expected,
-    defined_names,
-    detect_framework,
     docstring_candidates,
-    import_lines,
     model_candidate,
     raises_candidates,
-    render_chat,
-    render_tests,
-    unique_name,
     value_stub,
 )
+from prompts.definitions import Definition, definition_at
+from prompts.fim import FimTemplate, select_template
+from prompts.structured import (
+    StructuredPrompt,
+    TestSubject,
+    build_test_prompt,
+    detect_framework,
+    render_chat,
+)
+from prompts.testfile import defined_names, import_lines, render_tests, unique_name
 from prompts.text import line_bounds
 
 if TYPE_CHECKING:

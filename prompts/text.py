@@ -6,6 +6,8 @@ openers) comes from prompts.languages.
 
 from __future__ import annotations
 
+import re
+
 
 def line_bounds(text: str, offset: int) -> tuple[int, int]:
     """Start and end (before the newline) of the line holding `offset`."""
@@ -25,3 +27,9 @@ def indent_width(line: str, tab_size: int = 4) -> int:
 def indent_length(line: str) -> int:
     """How many blank characters (spaces or tabs, each one) start the line."""
     return len(line) - len(line.lstrip(" \t"))
+
+
+def snake_case(name: str) -> str:
+    """`parseHTTPResponse` or `Stack.push` as a snake-case name part: `parse_httpresponse`,
+    `stack_push`."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower().replace(".", "_")

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from lsp_server import testgen
+from prompts.candidates import Candidate
 from prompts.definitions import definition_at
-from prompts.structured import Candidate
 from tests.conftest import ROOT
 
 SAMPLE = ROOT / "tests" / "fixtures" / "sample_project"
