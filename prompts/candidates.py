@@ -15,6 +15,7 @@ import builtins
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 from prompts.calls import Call, setup_and_callee
 from prompts.structured import TestSubject
@@ -87,10 +88,10 @@ def raises_candidates(
 # Holes are written the way the model has seen tests most: a model trained on the standard
 # library knows `self.assertEqual(value, expected)` far better than pytest's `assert`. The kept
 # test is written in the project's framework whatever the hole looked like.
-HOLE_STYLES = ("assert", "assertEqual")
+HoleStyle = Literal["assert", "assertEqual"]
 
 
-def value_stub(call: Call, style: str = "assert") -> str:
+def value_stub(call: Call, style: HoleStyle = "assert") -> str:
     """The start of a test line whose expected value the model writes."""
     line = f"assert {call.expression} == "
     if style == "assertEqual":
@@ -98,7 +99,7 @@ def value_stub(call: Call, style: str = "assert") -> str:
     return "\n".join([*call.setup, line])
 
 
-def assertion_stub(subject: TestSubject, style: str = "assert") -> str:
+def assertion_stub(subject: TestSubject, style: HoleStyle = "assert") -> str:
     """The start of an assertion the model completes with arguments and expected value."""
     setup, callee = setup_and_callee(subject)
     line = f"self.assertEqual({callee}(" if style == "assertEqual" else f"assert {callee}("
