@@ -45,8 +45,8 @@ from pygls.lsp.client import LanguageClient
 from benchmarks.server import BenchServer
 from inference.router import default_model_dir
 from lsp_server.testgen.subjects import definition_near
+from prompts.definitions import definition_at
 from prompts.docstrings import doc_fields, documented_parameters, fallback_description
-from prompts.syntax import definition_at
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "tests" / "fixtures" / "sample_project"

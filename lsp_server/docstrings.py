@@ -30,6 +30,7 @@ from lsp_server.testgen.sampling import (
 from lsp_server.testgen.subjects import definition_near
 from lsp_server.workspace.files import project_texts
 from prompts.context import Document
+from prompts.definitions import Definition
 from prompts.docstrings import (
     Insertion,
     clean_description,
@@ -38,7 +39,8 @@ from prompts.docstrings import (
     docstring_insertion,
     render_docstring,
 )
-from prompts.syntax import Definition, language_of, parses
+from prompts.languages import language_of
+from prompts.parsing import parses
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,8 @@ from inference.model import ModelError, load_model_info
 from inference.router import find_variants
 from lsp_server.backends.local import ModelSpec
 from lsp_server.settings import Settings, config_file_path, merge
-from prompts.syntax import SUPPORTED_LANGUAGES, load_grammar
+from prompts.languages import SUPPORTED_LANGUAGES
+from prompts.parsing import load_grammar
 
 OK, WARNING, PROBLEM = "ok", "warning", "problem"
 

@@ -3,25 +3,3 @@
 No ONNX, no LSP, no file system: everything here takes text (and a tokenizer object with
 `encode` / `decode` / `token_id`) and returns text or token ids, so that unit tests reach it all.
 """
-
-from prompts.budget import CompletionPrompt, TokenizerLike, build_completion_prompt
-from prompts.context import Document
-from prompts.fim import FimTemplate, select_template
-from prompts.postprocess import PostprocessContext, postprocess
-from prompts.syntax import ScopeInfo, language_of, parses, scope_at, wants_multiline
-
-__all__ = [
-    "CompletionPrompt",
-    "Document",
-    "FimTemplate",
-    "PostprocessContext",
-    "ScopeInfo",
-    "TokenizerLike",
-    "build_completion_prompt",
-    "language_of",
-    "parses",
-    "postprocess",
-    "scope_at",
-    "select_template",
-    "wants_multiline",
-]

@@ -28,7 +28,8 @@ from prompts.context import (
     split_at_cursor,
 )
 from prompts.fim import FimTemplate
-from prompts.syntax import language_of, wants_multiline
+from prompts.languages import code_rules, language_of
+from prompts.multiline import wants_multiline
 
 
 class TokenizerLike(Protocol):
@@ -96,17 +97,6 @@ class _Encoder:
 
 def _encoder(tokenizer: TokenizerLike) -> _Encoder:
     return tokenizer if isinstance(tokenizer, _Encoder) else _Encoder(tokenizer)
-
-
-# Where a multi-line completion should stop at the latest: the next top-level definition.
-_MULTILINE_STOPS: dict[str, tuple[str, ...]] = {
-    "python": ("\ndef ", "\nclass ", "\nasync def ", "\n@", "\nif __name__"),
-    "javascript": ("\nfunction ", "\nexport ", "\nclass "),
-    "typescript": ("\nfunction ", "\nexport ", "\nclass ", "\ninterface "),
-    "tsx": ("\nfunction ", "\nexport ", "\nclass ", "\ninterface "),
-    "go": ("\nfunc ", "\ntype "),
-    "rust": ("\nfn ", "\npub fn ", "\nimpl ", "\nstruct ", "\nenum "),
-}
 
 
 def _fit(
@@ -273,7 +263,7 @@ def _choose_context(
 def _stop_strings(
     multiline: bool, language: str, template: FimTemplate, tokenizer: TokenizerLike
 ) -> tuple[str, ...]:
-    stops: list[str] = list(_MULTILINE_STOPS.get(language, ())) if multiline else ["\n"]
+    stops: list[str] = list(code_rules(language).multiline_stops) if multiline else ["\n"]
     # A stop token the tokenizer does not know as one can only be caught as text.
     stops.extend(t for t in template.stop_tokens if tokenizer.token_id(t) is None)
     return tuple(stops)

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import PurePosixPath, PureWindowsPath
 
+from prompts.languages import FALLBACK_COMMENT, language_for
+
 
 def _words(text: str) -> list[str]:
     return text.split()
@@ -66,41 +68,11 @@ def completable_mid_line(suffix: str) -> bool:
 
 # --- comments and the header ----------------------------------------------------------------
 
-_HASH = ("# ", "")
-_SLASH = ("// ", "")
-_DASH = ("-- ", "")
-_COMMENTS: dict[str, tuple[str, str]] = {
-    **dict.fromkeys(
-        _words(
-            "python ruby shellscript sh bash zsh perl r yaml toml dockerfile makefile cmake "
-            "powershell elixir julia nim coffeescript graphql terraform"
-        ),
-        _HASH,
-    ),
-    **dict.fromkeys(
-        _words(
-            "javascript javascriptreact typescript typescriptreact java c cpp cuda-cpp csharp go "
-            "rust kotlin swift scala dart php groovy objective-c objective-cpp zig proto "
-            "jsonc solidity verilog"
-        ),
-        _SLASH,
-    ),
-    **dict.fromkeys(_words("lua sql haskell elm ada vhdl"), _DASH),
-    **dict.fromkeys(_words("clojure lisp scheme racket commonlisp"), (";; ", "")),
-    **dict.fromkeys(_words("latex tex matlab erlang prolog"), ("% ", "")),
-    **dict.fromkeys(_words("vim viml"), ('" ', "")),
-    **dict.fromkeys(_words("html xml markdown vue svelte"), ("<!-- ", " -->")),
-    "css": ("/* ", " */"),
-    "scss": _SLASH,
-    "less": _SLASH,
-    "ocaml": ("(* ", " *)"),
-    "fsharp": _SLASH,
-}
-
 
 def comment_markers(language_id: str) -> tuple[str, str]:
     """Line comment start and end for a language (end is "" for line comments)."""
-    return _COMMENTS.get(language_id.lower(), _HASH)
+    spec = language_for(language_id)
+    return spec.comment if spec is not None else FALLBACK_COMMENT
 
 
 def as_comment(text: str, language_id: str) -> str:
@@ -127,39 +99,14 @@ def header(document: Document) -> str:
 
 # --- imports ----------------------------------------------------------------------------------
 
-_IMPORT_STARTS: dict[str, re.Pattern[str]] = {
-    "python": re.compile(r"^(?:import\s|from\s+\S+\s+import\s)"),
-    "javascript": re.compile(
-        r"^(?:import[\s{*'\"]|export\s.*\sfrom\s|(?:const|let|var)\s.*=\s*require\()"
-    ),
-    "java": re.compile(r"^import\s"),
-    "kotlin": re.compile(r"^import\s"),
-    "scala": re.compile(r"^import\s"),
-    "go": re.compile(r"^import[\s(]"),
-    "rust": re.compile(r"^(?:pub\s+)?(?:use|extern\s+crate)\s"),
-    "c": re.compile(r"^#\s*(?:include|import)\s"),
-    "csharp": re.compile(r"^using\s+[\w.]+\s*;"),
-    "php": re.compile(r"^(?:use|require|require_once|include|include_once)\s"),
-    "ruby": re.compile(r"^(?:require|require_relative)\s"),
-}
-_IMPORT_FAMILY = {
-    "typescript": "javascript",
-    "typescriptreact": "javascript",
-    "javascriptreact": "javascript",
-    "tsx": "javascript",
-    "cpp": "c",
-    "cuda-cpp": "c",
-    "objective-c": "c",
-    "objective-cpp": "c",
-}
 _OPENERS = "([{"
 _CLOSERS = ")]}"
 
 
 def imports(text: str, language_id: str) -> list[str]:
     """The file's top-level import statements, each whole (parenthesized lists included)."""
-    family = _IMPORT_FAMILY.get(language_id.lower(), language_id.lower())
-    pattern = _IMPORT_STARTS.get(family)
+    spec = language_for(language_id)
+    pattern = spec.imports if spec is not None else None
     if pattern is None:
         return []
     found: list[str] = []
@@ -197,13 +144,6 @@ _STOP_WORDS = frozenset(
     """
     )
 )
-_LANGUAGE_FAMILY = {
-    "javascriptreact": "javascript",
-    "typescript": "javascript",
-    "typescriptreact": "javascript",
-    "c": "cpp",
-    "cuda-cpp": "cpp",
-}
 _MAX_DOCUMENT_CHARS = 200_000  # longer documents are searched in their first part only
 
 
@@ -242,9 +182,13 @@ def cursor_window(text: str, offset: int, window_lines: int = 12) -> str:
     return text[start + 1 : offset]
 
 
+def _family(language_id: str) -> str:
+    spec = language_for(language_id)
+    return spec.family if spec is not None else language_id.lower()
+
+
 def _same_family(a: str, b: str) -> bool:
-    a, b = a.lower(), b.lower()
-    return _LANGUAGE_FAMILY.get(a, a) == _LANGUAGE_FAMILY.get(b, b)
+    return _family(a) == _family(b)
 
 
 def _normalized_lines(text: str) -> set[str]:

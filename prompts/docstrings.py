@@ -1,10 +1,11 @@
 """Docstrings for "Insert docstring": the workspace's style, a skeleton from the syntax tree.
 
 The structure never comes from the model: every parameter (with its annotation and default),
-the return value and each exception raised in the body are read from `prompts.syntax.Definition`.
-The model only writes the one-line descriptions, each asked for as a fill-in-the-middle hole in
-the file with the skeleton already in place (`description_holes`); a description that does not
-read like prose is replaced by one made from the name (`fallback_description`).
+the return value and each exception raised in the body are read from
+`prompts.definitions.Definition`. The model only writes the one-line descriptions, each asked for
+as a fill-in-the-middle hole in the file with the skeleton already in place (`description_holes`);
+a description that does not read like prose is replaced by one made from the name
+(`fallback_description`).
 
 Styles: Google ("Args:"), NumPy ("Parameters" underlined with dashes) and reST (":param x:").
 """
@@ -17,7 +18,8 @@ import textwrap
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from prompts.syntax import Definition, line_bounds
+from prompts.definitions import Definition
+from prompts.text import line_bounds
 
 STYLES = ("google", "numpy", "rest")
 DEFAULT_STYLE = "google"

@@ -21,16 +21,11 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from prompts.calls import Call, calls_for
+from prompts.candidates import assertion_stub, value_stub
 from prompts.fim import FimTemplate, select_template
-from prompts.structured import (
-    Call,
-    StructuredPrompt,
-    TestSubject,
-    assertion_stub,
-    calls_for,
-    unique_name,
-    value_stub,
-)
+from prompts.structured import StructuredPrompt, TestSubject
+from prompts.testfile import unique_name
 
 FIM_OVERHEAD = 4  # the template's special tokens around a hole's texts, BOS included
 

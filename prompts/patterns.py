@@ -1,298 +1,40 @@
 """CRUD patterns: the code at the cursor as an instance of code already written for another entity.
 
-Code written for one entity (`UserRepository.get_user(self, user_id)`) is abstracted by replacing
-the entity's name, in all its variants (user, users, User, USER, user_id, UserService, getUser,
-/users/...), with placeholders. The abstracted lines before a position form the pattern key; the
-abstracted line at that position, with the block nested under it, is the stored completion. In
-`OrderRepository` the same key comes back, and the completion is re-instantiated with the new
-entity's variants (order, orders, Order, ORDER, order_id...).
+Code written for one entity is abstracted (prompts.entities): the abstracted lines before a
+position form the pattern key; the abstracted line at that position, with the block nested
+under it, is the stored completion (a `PatternExample`). In `OrderRepository` the same key comes
+back as the cursor's `PatternSite`, and prompts.pattern_checks re-instantiates the stored
+completion for the new entity and decides whether a user could accept it.
 
-A re-instantiated completion is offered only when a user could accept it as is (`complete`):
-it continues what is typed on the cursor's line, it parses in the document, every name it uses
-exists in the document or the other open documents (or is defined by the completion itself),
-and it does not define again a function or class its scope already has.
+`mine` finds the examples in a document; `PatternLearner` mines documents as they change, each
+changed part once; `example_from_completion` learns from what the model wrote.
 
-Pure text: no file system, no model. `prompts.syntax.parses` is the only tree-sitter use.
+Pure text: no file system, no model.
 """
 
 from __future__ import annotations
 
-import builtins
 import hashlib
-import keyword
-import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 
-from prompts.syntax import changed_span, parses
+from prompts.entities import (
+    Abstractor,
+    Entity,
+    abstractor_for,
+    find_entity,
+    has_placeholder_chars,
+    starts_other_entity,
+)
+from prompts.parsing import changed_span
+from prompts.text import indent_length
 
 # Part of every key: changing how keys or values are made must not reuse old entries.
 PATTERN_FORMAT = "patterns-1"
 KEY_LINES = 3  # non-blank lines before the position that are part of its key
 HEADER_LINES = 3  # enclosing headers (class, def, block) that are part of the key
 MAX_BLOCK_LINES = 12  # longer blocks are stored as their first line only
-
-STYLES = ("snake", "kebab", "upper", "pascal", "camel")
-# One private-use character per (number, style): code never contains them, so a stored
-# template cannot be confused with the text around it.
-_PLACEHOLDER_BASE = 0xE000
-_PLACEHOLDER_COUNT = 2 * len(STYLES)
-_PLACEHOLDER_CLASS = f"[{chr(_PLACEHOLDER_BASE)}-{chr(_PLACEHOLDER_BASE + _PLACEHOLDER_COUNT - 1)}]"
-_PLACEHOLDER_RE = re.compile(_PLACEHOLDER_CLASS)
-
-
-def _word_set(words: str) -> frozenset[str]:
-    return frozenset(words.split())
-
-
-# How a lone lowercase entity (`user`) is written when the new entity has several words.
-_LOWER_STYLE = {
-    "javascript": "camel",
-    "typescript": "camel",
-    "tsx": "camel",
-    "java": "camel",
-    "go": "camel",
-}
-
-_IRREGULAR_PLURALS = {
-    "person": "people",
-    "child": "children",
-    "man": "men",
-    "woman": "women",
-    "mouse": "mice",
-    "datum": "data",
-}
-_IRREGULAR_SINGULARS = {plural: singular for singular, plural in _IRREGULAR_PLURALS.items()}
-
-# Words that name the role of a class rather than its entity: UserRepository -> user.
-_ROLE_WORDS = _word_set(
-    """repository repositories repo repos service services handler handlers controller
-    controllers api apis resource resources router routes route view views viewset serializer
-    serializers schema schemas model models manager managers store stores dao client clients
-    factory factories admin form forms dto dtos entity record table adapter provider gateway
-    mapper presenter endpoint endpoints crud test tests spec mixin base impl interface request
-    response create update in out list detail details page query command event cache"""
-)
-_PREFIX_WORDS = _word_set("base abstract i test mock fake default generic in memory")
-_VERBS = _word_set(
-    """get list create update delete remove add find fetch save load insert upsert patch put
-    post count search read write build make new set validate serialize deserialize handle
-    register edit destroy show index retrieve archive restore"""
-)
-_CUT_WORDS = _word_set("by for with from in of to and or if on at")
-# Names too generic to be an entity even where a CRUD-looking identifier contains them.
-_NOT_ENTITIES = _word_set(
-    """self cls this id ids key keys name names data dict json str int float bool list all one
-    many value values result results args kwargs db session request response obj object objects
-    entity entities record records row rows none true false main init new old default config
-    settings options params query count total page limit offset filter filters type types
-    error errors status path url payload body context ctx handler service repository repo model
-    schema item items field fields attr attrs arg node nodes line lines text file files tmp
-    str bytes"""
-)
-
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_WORD = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
-_TYPE_HEADER = re.compile(r"\b(?:class|struct|interface|trait|impl|enum|type)\s+([A-Za-z_]\w*)")
-_FUNC_HEADER = re.compile(r"\b(?:def|function|fn|func)\s+(?:\([^)]*\)\s*)?([A-Za-z_]\w*)")
-# Definitions a scope must not receive twice.
-_DEFINITION_KEYWORD = r"\b(?:def|class|function|fn|func|struct|interface|enum|trait)\s+"
-_DEFINITION = re.compile(_DEFINITION_KEYWORD + r"(?:\([^)]*\)\s*)?([A-Za-z_]\w*)")
 _CLOSERS = frozenset(")]}'\"`:;,")
-
-
-# --- words and entities --------------------------------------------------------------------------
-
-
-def pluralize(word: str) -> str:
-    if word in _IRREGULAR_PLURALS:
-        return _IRREGULAR_PLURALS[word]
-    if len(word) > 1 and word.endswith("y") and word[-2] not in "aeiou":
-        return word[:-1] + "ies"
-    if word.endswith(("s", "x", "z", "ch", "sh")):
-        return word + "es"
-    return word + "s"
-
-
-def singularize(word: str) -> str:
-    if word in _IRREGULAR_SINGULARS:
-        return _IRREGULAR_SINGULARS[word]
-    if len(word) > 4 and word.endswith("ies"):
-        return word[:-3] + "y"
-    if word.endswith(("sses", "uses", "xes", "ches", "shes", "zzes")):
-        return word[:-2]
-    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
-        return word[:-1]
-    return word
-
-
-def split_identifier(name: str) -> list[str]:
-    """The lower-case words of an identifier: getUserByID -> [get, user, by, id]."""
-    return [word.lower() for word in _WORD.findall(name)]
-
-
-@dataclass(frozen=True)
-class Entity:
-    """The thing a piece of CRUD code is about, as lower-case singular words: ("order", "item")."""
-
-    words: tuple[str, ...]
-
-    @property
-    def name(self) -> str:
-        return "_".join(self.words)
-
-    def surface(self, plural: bool, style: str) -> str:
-        """How the entity is written in one variant: (True, "pascal") -> "OrderItems"."""
-        words = list(self.words)
-        if plural:
-            words[-1] = pluralize(words[-1])
-        if style == "snake":
-            return "_".join(words)
-        if style == "kebab":
-            return "-".join(words)
-        if style == "upper":
-            return "_".join(words).upper()
-        if style == "pascal":
-            return "".join(word.capitalize() for word in words)
-        return words[0] + "".join(word.capitalize() for word in words[1:])  # camel
-
-
-def _entity_words(words: list[str]) -> tuple[str, ...] | None:
-    """The entity in the words of a name once its verb, role and qualifiers are gone."""
-    while words and words[0] in _PREFIX_WORDS:
-        words = words[1:]
-    if words and words[0] in _VERBS:
-        words = words[1:]
-    for index, word in enumerate(words):
-        if word in _CUT_WORDS:
-            words = words[:index]
-            break
-    while words and (words[-1] in _ROLE_WORDS or words[-1] in ("id", "ids")):
-        words = words[:-1]
-    if not 1 <= len(words) <= 3 or any(word.isdigit() or len(word) < 2 for word in words):
-        return None
-    result = (*words[:-1], singularize(words[-1]))
-    if all(word in _NOT_ENTITIES for word in result):
-        return None
-    return result
-
-
-def find_entity(lines: Sequence[str]) -> Entity | None:
-    """The entity the given lines are about, or None when they name none.
-
-    Class names count most (`class OrderRepository`), then function names made of a CRUD verb
-    and a noun (`def list_orders`), then `..._id` names. A tie goes to the later line.
-    """
-    scores: dict[tuple[str, ...], tuple[int, int]] = {}
-
-    def vote(words: tuple[str, ...] | None, weight: int, position: int) -> None:
-        if words:
-            score, _ = scores.get(words, (0, 0))
-            scores[words] = (score + weight, position)
-
-    for position, line in enumerate(lines):
-        for match in _TYPE_HEADER.finditer(line):
-            vote(_entity_words(split_identifier(match.group(1))), 4, position)
-        for match in _FUNC_HEADER.finditer(line):
-            vote(_entity_words(split_identifier(match.group(1))), 3, position)
-        for name in _IDENT.findall(line):
-            words = split_identifier(name)
-            if len(words) >= 2 and words[0] in _VERBS:
-                vote(_entity_words(words), 1, position)
-            elif len(words) >= 2 and words[-1] in ("id", "ids"):
-                vote(_entity_words(words[:-1]), 1, position)
-    if not scores:
-        return None
-    best = max(scores.items(), key=lambda item: item[1])
-    return Entity(best[0])
-
-
-# --- abstraction and instantiation ---------------------------------------------------------------
-
-
-def _placeholder(plural: bool, style: str) -> str:
-    return chr(_PLACEHOLDER_BASE + int(plural) * len(STYLES) + STYLES.index(style))
-
-
-def _decode_placeholder(char: str) -> tuple[bool, str]:
-    index = ord(char) - _PLACEHOLDER_BASE
-    return index >= len(STYLES), STYLES[index % len(STYLES)]
-
-
-def has_placeholder_chars(text: str) -> bool:
-    """True for text that already holds the characters templates use (it cannot be abstracted)."""
-    return _PLACEHOLDER_RE.search(text) is not None
-
-
-class _Abstractor:
-    """Finds one entity's variants in text, at identifier-word boundaries."""
-
-    def __init__(self, entity: Entity, language: str) -> None:
-        self.entity = entity
-        self.lower_style = _LOWER_STYLE.get(language, "snake")
-        self.variants: dict[str, tuple[bool, frozenset[str]]] = {}
-        for plural in (False, True):
-            for style in STYLES:
-                surface = entity.surface(plural, style)
-                if surface in self.variants:
-                    if self.variants[surface][0] == plural:
-                        styles = self.variants[surface][1] | {style}
-                        self.variants[surface] = (plural, styles)
-                    continue  # a plural equal to its singular (data) reads as the singular
-                self.variants[surface] = (plural, frozenset({style}))
-        alternatives = []
-        for surface in sorted(self.variants, key=len, reverse=True):
-            # `user` must not match inside `username` or `superuser`; `User` may start a
-            # camel-case word (getUser) but not continue an upper-case run (HTTPUser).
-            left = r"(?<![A-Za-z0-9])" if surface[0].islower() else r"(?<![A-Z0-9])"
-            right = r"(?![a-z0-9])" if surface[-1].islower() else r"(?![A-Z0-9])"
-            alternatives.append(f"{left}{re.escape(surface)}{right}")
-        self.regex = re.compile("|".join(alternatives))
-
-    def _style(self, styles: frozenset[str], text: str, start: int, end: int) -> str:
-        if len(styles) == 1:
-            return next(iter(styles))
-        after = text[end : end + 1]
-        before = text[start - 1 : start] if start else ""
-        if "camel" in styles and after.isupper():
-            return "camel"  # userId
-        if "kebab" in styles and ("-" in (before, after) or "/" in (before, after)):
-            return "kebab"  # /users/ in a route
-        return self.lower_style if self.lower_style in styles else "snake"
-
-    def abstract(self, text: str) -> str:
-        def replace(match: re.Match[str]) -> str:
-            plural, styles = self.variants[match.group(0)]
-            return _placeholder(plural, self._style(styles, text, match.start(), match.end()))
-
-        return self.regex.sub(replace, text)
-
-    def mentions(self, text: str) -> bool:
-        return self.regex.search(text) is not None
-
-
-@lru_cache(maxsize=512)
-def _abstractor(entity: Entity, language: str) -> _Abstractor:
-    """Built once per entity: mining meets the same few entities on every keystroke."""
-    return _Abstractor(entity, language)
-
-
-def abstract(text: str, entity: Entity, language: str) -> str:
-    """`text` with every variant of `entity` replaced by its placeholder."""
-    return _abstractor(entity, language).abstract(text)
-
-
-def instantiate(template: str, entity: Entity) -> str:
-    """A template with its placeholders written out for `entity`."""
-    return _PLACEHOLDER_RE.sub(lambda m: entity.surface(*_decode_placeholder(m.group(0))), template)
-
-
-# --- positions in a document ---------------------------------------------------------------------
-
-
-def _indent(line: str) -> int:
-    return len(line) - len(line.lstrip(" \t"))
 
 
 @dataclass(frozen=True)
@@ -318,26 +60,26 @@ def _context_before(lines: Sequence[str], index: int) -> _Context | None:
         line = lines[k]
         if line.strip():
             previous.append(line.rstrip())
-            if _indent(line) == 0:
+            if indent_length(line) == 0:
                 break  # a top-level line starts its unit: what is above belongs to another
         k -= 1
     headers: list[str] = []
-    threshold = _indent(lines[last])
+    threshold = indent_length(lines[last])
     k = last - 1
     while k >= 0 and threshold > 0 and len(headers) < HEADER_LINES:
         line = lines[k]
-        if line.strip() and _indent(line) < threshold:
+        if line.strip() and indent_length(line) < threshold:
             headers.append(line.rstrip())
-            threshold = _indent(line)
+            threshold = indent_length(line)
         k -= 1
     return _Context(tuple(reversed(headers)), tuple(reversed(previous)), last < index - 1)
 
 
-def _key(language: str, context: _Context, abstractor: _Abstractor) -> str | None:
+def _key(language: str, context: _Context, abstractor: Abstractor) -> str | None:
     """The pattern key of a context, or None when the entity does not occur in it."""
     headers = [abstractor.abstract(line) for line in context.headers]
     previous = [abstractor.abstract(line) for line in context.previous]
-    if not any(_PLACEHOLDER_RE.search(line) for line in (*headers, *previous)):
+    if not any(has_placeholder_chars(line) for line in (*headers, *previous)):
         return None
     blank = "blank" if context.blank_before else ""
     payload = "\x1f".join([PATTERN_FORMAT, language, blank, *headers, "\x1e", *previous])
@@ -362,7 +104,7 @@ def _site(lines: Sequence[str], index: int, language: str) -> tuple[str, Entity]
     entity = find_entity((*context.headers, *context.previous))
     if entity is None:
         return None
-    key = _key(language, context, _abstractor(entity, language))
+    key = _key(language, context, abstractor_for(entity, language))
     return (key, entity) if key else None
 
 
@@ -375,7 +117,7 @@ def _unit_lines(text: str, end: int, limit: int = 400) -> list[str]:
         start = text.rfind("\n", 0, stop) + 1
         line = text[start:stop]
         lines.append(line)
-        if line.strip() and _indent(line) == 0:
+        if line.strip() and indent_length(line) == 0:
             break
         stop = start - 1
     lines.reverse()
@@ -399,9 +141,6 @@ def site_at(text: str, offset: int, language: str) -> PatternSite | None:
     return PatternSite(key, entity, text[line_start:offset], line_rest, language)
 
 
-# --- learning ------------------------------------------------------------------------------------
-
-
 @dataclass(frozen=True)
 class PatternExample:
     """One stored completion: the abstracted line at a site, with the block nested under it."""
@@ -420,7 +159,7 @@ def _block(lines: Sequence[str], index: int, stop: int | None) -> list[str]:
     When the block runs into `stop` (the line being typed) or is too long, only its first line
     is kept: half a block is not a completion anyone wants.
     """
-    base = _indent(lines[index])
+    base = indent_length(lines[index])
     block = [lines[index].rstrip()]
     j = index + 1
     complete = True
@@ -429,8 +168,8 @@ def _block(lines: Sequence[str], index: int, stop: int | None) -> list[str]:
         if j == stop:
             complete = False
             break
-        if line.strip() and _indent(line) <= base:
-            if _indent(line) == base and line.strip()[0] in ")]}":
+        if line.strip() and indent_length(line) <= base:
+            if indent_length(line) == base and line.strip()[0] in ")]}":
                 block.append(line.rstrip())
             break
         block.append(line.rstrip())
@@ -441,16 +180,6 @@ def _block(lines: Sequence[str], index: int, stop: int | None) -> list[str]:
     while block and not block[-1].strip():
         block.pop()
     return block if complete else block[:1]
-
-
-def _starts_other_entity(line: str, entity: Entity) -> bool:
-    """A class or function header for a different entity begins new code, not an instance."""
-    for regex in (_TYPE_HEADER, _FUNC_HEADER):
-        for match in regex.finditer(line):
-            words = _entity_words(split_identifier(match.group(1)))
-            if words and words != entity.words:
-                return True
-    return False
 
 
 def mine(
@@ -494,9 +223,9 @@ def _mine_lines(
                 continue
             seen.add(window)
         entity = find_entity((*context.headers, *context.previous))
-        if entity is None or _starts_other_entity(line, entity):
+        if entity is None or starts_other_entity(line, entity):
             continue
-        abstractor = _abstractor(entity, language)
+        abstractor = abstractor_for(entity, language)
         key = _key(language, context, abstractor)
         if key is not None:
             lines_ = tuple(abstractor.abstract(b) for b in block)
@@ -518,9 +247,9 @@ def example_from_completion(
         lines.pop()
     if len(lines) > MAX_BLOCK_LINES:
         lines = lines[:1]
-    if not lines or _starts_other_entity(lines[0], site.entity):
+    if not lines or starts_other_entity(lines[0], site.entity):
         return None
-    abstractor = _abstractor(site.entity, language)
+    abstractor = abstractor_for(site.entity, language)
     abstracted = tuple(abstractor.abstract(line.rstrip()) for line in lines)
     return PatternExample(site.key, abstracted, site.entity.name)
 
@@ -611,252 +340,10 @@ class PatternLearner:
         MAX_UNIT_LINES at most either side."""
         floor = max(0, first - self.MAX_UNIT_LINES)
         start = min(first, len(lines) - 1)
-        while start > floor and not (lines[start].strip() and _indent(lines[start]) == 0):
+        while start > floor and not (lines[start].strip() and indent_length(lines[start]) == 0):
             start -= 1
         ceiling = min(len(lines), end + self.MAX_UNIT_LINES)
         stop = max(end, start + 1)
-        while stop < ceiling and not (lines[stop].strip() and _indent(lines[stop]) == 0):
+        while stop < ceiling and not (lines[stop].strip() and indent_length(lines[stop]) == 0):
             stop += 1
         return start, min(len(lines), stop + 1)
-
-
-# --- accepting a re-instantiated completion ------------------------------------------------------
-
-_PYTHON_NAMES = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | frozenset(dir(builtins))
-_C_FAMILY = _word_set(
-    """if else for while do return break continue switch case default try catch finally throw
-    throws new delete this super class interface enum struct extends implements import export
-    from as const let var function async await yield typeof instanceof in of void null undefined
-    true false public private protected static final abstract readonly type namespace package
-    func go defer chan map range select fallthrough nil fn impl trait pub mut use mod crate self
-    Self match loop where dyn ref move unsafe int long short char float double bool boolean byte
-    string String Object Array Map Set Promise JSON Math Number Error console window document
-    parseInt parseFloat isNaN Date RegExp Symbol make len cap append copy panic recover print
-    println error Ok Err Some None Vec Box Option Result auto unsigned signed sizeof std
-    template typename virtual override nullptr include define constructor get set keyof infer
-    never unknown any number object"""
-)
-_KNOWN_NAMES = {"python": _PYTHON_NAMES | {"self", "cls"}}
-_PARAM_NAME_LAST = frozenset({"java", "cpp"})
-
-_STRINGS = re.compile(
-    r'"""[\s\S]*?"""|\'\'\'[\s\S]*?\'\'\'|"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'|`(?:\\.|[^`\\])*`'
-)
-_COMMENTS = {"python": re.compile(r"#[^\n]*")}
-_C_COMMENTS = re.compile(r"//[^\n]*|/\*[\s\S]*?\*/")
-_NOT_A_METHOD = r"(?!(?:if|for|while|switch|catch|return|with|elif)\b)"
-_DEFINED_PATTERNS = (
-    re.compile(
-        r"\b(?:def|class|function|fn|func|struct|interface|enum|trait|type|const|let|var|val)"
-        r"\s+(?:\([^)]*\)\s*)?([A-Za-z_]\w*)"
-    ),
-    re.compile(r"(?:^|[\s,(])(?:self\.|this\.)?([A-Za-z_]\w*)\s*(?::[^=\n]+)?(?<![<>!=])=(?!=)"),
-    re.compile(r"\bfor\s+\(?\s*(?:const\s+|let\s+|var\s+)?([A-Za-z_]\w*)"),
-    re.compile(r"\bas\s+([A-Za-z_]\w*)"),
-    re.compile(r"([A-Za-z_]\w*)\s*=>"),
-    re.compile(
-        r"^\s*(?:(?:async|static|public|private|protected)\s+)*"
-        + _NOT_A_METHOD
-        + r"([A-Za-z_]\w*)\s*\([^)]*\)\s*(?::\s*[^{]+)?\{",
-        re.M,
-    ),
-)
-_PARAMETER_LISTS = re.compile(
-    r"\b(?:def|function|fn|func)\s*(?:\([^)]*\)\s*)?\w*\s*\(([^)]*)\)"
-    r"|\(([^)]*)\)\s*=>"
-    r"|\blambda\b([^:]*):"
-    r"|^\s*(?:(?:async|static|public|private|protected)\s+)*"
-    + _NOT_A_METHOD
-    + r"[A-Za-z_]\w*\s*\(([^)]*)\)\s*\{",
-    re.M,
-)
-
-
-def _code_only(text: str, language: str) -> str:
-    text = _STRINGS.sub('""', text)
-    return _COMMENTS.get(language, _C_COMMENTS).sub("", text)
-
-
-def _defined_names(code: str, language: str) -> set[str]:
-    names: set[str] = set()
-    for regex in _DEFINED_PATTERNS:
-        names.update(match.group(1) for match in regex.finditer(code))
-    for match in _PARAMETER_LISTS.finditer(code):
-        params = next(group for group in match.groups() if group is not None)
-        for part in params.split(","):
-            part = part.split("=", 1)[0]
-            if language not in _PARAM_NAME_LAST:
-                part = part.split(":", 1)[0]
-            idents = _IDENT.findall(part)
-            if idents:
-                names.add(idents[-1] if language in _PARAM_NAME_LAST else idents[0])
-    return names
-
-
-def _name_in(name: str, texts: Iterable[str]) -> bool:
-    regex: re.Pattern[str] | None = None
-    for text in texts:
-        if name in text:
-            regex = regex or re.compile(rf"(?<![A-Za-z0-9_]){re.escape(name)}(?![A-Za-z0-9_])")
-            if regex.search(text):
-                return True
-    return False
-
-
-def unknown_names(completion: str, language: str, context_texts: Sequence[str]) -> list[str]:
-    """Names the completion uses that neither the context nor the completion itself defines."""
-    code = _code_only(completion, language)
-    known = _KNOWN_NAMES.get(language, _C_FAMILY)
-    defined = _defined_names(code, language)
-    used = dict.fromkeys(_IDENT.findall(code))
-    return [
-        name
-        for name in used
-        if name not in known and name not in defined and not _name_in(name, context_texts)
-    ]
-
-
-def _scope_region(text: str, offset: int, indent: int) -> str:
-    """The block of the document that a line indented by `indent` at `offset` belongs to,
-    without the cursor's own line (what is typed there is what the completion finishes)."""
-    lines = text.split("\n")
-    row = text.count("\n", 0, offset)
-    start = row - 1
-    while indent and start >= 0 and not (lines[start].strip() and _indent(lines[start]) < indent):
-        start -= 1
-    if not indent or start < 0:
-        return "\n".join(lines[:row] + lines[row + 1 :])
-    header_indent = _indent(lines[start])
-    end = row + 1
-    while end < len(lines) and not (lines[end].strip() and _indent(lines[end]) <= header_indent):
-        end += 1
-    return "\n".join(lines[start:row] + lines[row + 1 : end])
-
-
-def redefinitions(completion: str, line_prefix: str, text: str, offset: int) -> list[str]:
-    """Functions and classes the completion defines that its scope already defines."""
-    found = []
-    for line in (line_prefix + completion).split("\n"):
-        for match in _DEFINITION.finditer(line):
-            region = _scope_region(text, offset, _indent(line))
-            name = re.escape(match.group(1))
-            if re.search(_DEFINITION_KEYWORD + rf"(?:\([^)]*\)\s*)?{name}\b", region):
-                found.append(match.group(1))
-    return found
-
-
-def _parses_in_context(text: str, offset: int, completion: str, language: str) -> bool:
-    before, after = text[:offset], text[offset:]
-    if parses(before + completion + after, language):
-        return True
-    # A completed header opens a block whose body is not written yet: give it one to check.
-    last = (before + completion).rsplit("\n", 1)[-1]
-    if language == "python" and last.rstrip().endswith(":"):
-        stub = "\n" + " " * (_indent(last) + 4) + "pass"
-        return parses(before + completion + stub + after, language)
-    opened = completion.count("{") - completion.count("}")
-    if opened > 0:
-        return parses(before + completion + "\n}" * opened + after, language)
-    return False
-
-
-def _class_body_names(entity: Entity, texts: Sequence[str], language: str) -> set[str] | None:
-    """The names used in the body of the entity's own class (`class Order:` ...), if in view."""
-    for text in texts:
-        names = _class_body_names_in(entity.surface(False, "pascal"), text, language)
-        if names is not None:
-            return set(names)
-    return None
-
-
-@lru_cache(maxsize=256)
-def _class_body_names_in(name: str, text: str, language: str) -> frozenset[str] | None:
-    # Open documents other than the one being typed do not change between keystrokes.
-    if name not in text:
-        return None
-    header = re.compile(
-        rf"^([ \t]*)(?:export\s+)?(?:(?:public|abstract|final|data|pub)\s+)*"
-        rf"(?:class|struct|interface|type|record)\s+{re.escape(name)}\b.*$",
-        re.M,
-    )
-    match = header.search(text)
-    if match is None:
-        return None
-    base = len(match.group(1))
-    body = []
-    for line in text[match.end() + 1 :].split("\n"):
-        if line.strip() and _indent(line) <= base:
-            break
-        body.append(line)
-    return frozenset(_IDENT.findall(_code_only("\n".join(body), language)))
-
-
-def foreign_fields(
-    completion: str, source: Entity, target: Entity, texts: Sequence[str], language: str
-) -> list[str]:
-    """Names the completion takes from the source entity's class that the target's class lacks.
-
-    `create_user(self, name, email)` is no template for `create_order` when `class Order` has
-    `customer_id` and `total`: the fields belong to the entity, not to the pattern.
-    """
-    if source == target:
-        return []
-    source_names = _class_body_names(source, texts, language)
-    target_names = _class_body_names(target, texts, language)
-    if source_names is None or target_names is None:
-        return []
-    used = set(_IDENT.findall(_code_only(completion, language)))
-    return sorted(used & (source_names - target_names))
-
-
-def complete(
-    site: PatternSite,
-    candidates: Sequence[PatternExample],
-    *,
-    text: str,
-    offset: int,
-    multiline: bool,
-    other_texts: Sequence[str] = (),
-) -> str | None:
-    """The first candidate, re-instantiated for the site's entity, that a user could accept.
-
-    Returns the text to insert at the cursor, or None when no candidate passes every check.
-    """
-    texts = (text, *other_texts)
-    for candidate in candidates:
-        lines = [instantiate(line, site.entity) for line in candidate.lines]
-        completion = _fit(site, lines, multiline)
-        if completion is None:
-            continue
-        if redefinitions(completion, site.line_prefix, text, offset):
-            continue
-        # Names are checked on the whole line: a name may start in what is typed already.
-        whole = site.line_prefix + completion
-        known = (*texts, *candidate.lines) if candidate.written_by_user else texts
-        if unknown_names(whole, site.language, known):
-            continue
-        source = Entity(tuple(candidate.entity.split("_"))) if candidate.entity else site.entity
-        if foreign_fields(whole, source, site.entity, texts, site.language):
-            continue
-        if not _parses_in_context(text, offset, completion, site.language):
-            continue
-        return completion
-    return None
-
-
-def _fit(site: PatternSite, lines: list[str], multiline: bool) -> str | None:
-    """The part of an instantiated block still to type at the site, or None if it does not fit."""
-    if not lines or not lines[0].startswith(site.line_prefix):
-        return None
-    first = lines[0][len(site.line_prefix) :]
-    closers = site.line_rest.strip()
-    if closers:
-        # The editor closed a bracket already: the line must end with it, and it is not repeated.
-        if not first.rstrip().endswith(closers):
-            return None
-        completion = first.rstrip()[: len(first.rstrip()) - len(closers)]
-    elif multiline and len(lines) > 1:
-        completion = "\n".join([first, *lines[1:]])
-    else:
-        completion = first
-    return completion if completion.strip() else None

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from prompts.context import cursor_line, rest_of_line
 from prompts.fim import ALL_SPECIAL_TEXTS
-from prompts.syntax import indent_width
+from prompts.languages import code_rules
+from prompts.text import indent_width
 
 _PAIRS = {"(": ")", "[": "]", "{": "}"}
 _CLOSING = {v: k for k, v in _PAIRS.items()}
@@ -163,19 +164,16 @@ class _Brackets:
     in_string: bool = False  # the text ends inside a string literal
 
 
-def _is_lifetime(text: str, index: int, language: str) -> bool:
-    """A Rust lifetime or label (`'a`, `'static`) rather than a character literal (`'a'`)."""
-    return (
-        language == "rust"
-        and text[index + 1 : index + 2].isidentifier()
-        and text[index + 2 : index + 3] != "'"
-    )
+def _is_lifetime(text: str, index: int) -> bool:
+    """A lifetime or label (`'a`, `'static`) rather than a character literal (`'a'`)."""
+    return text[index + 1 : index + 2].isidentifier() and text[index + 2 : index + 3] != "'"
 
 
 def _scan_brackets(text: str, language: str) -> _Brackets:
     result = _Brackets(open=[])
     quote: str | None = None
-    comment = "#" if language == "python" else "//"
+    rules = code_rules(language)
+    comment = rules.line_comment
     index = 0
     while index < len(text):
         char = text[index]
@@ -185,7 +183,7 @@ def _scan_brackets(text: str, language: str) -> _Brackets:
                 continue
             if char == quote:
                 quote = None
-        elif char in "'\"`" and not _is_lifetime(text, index, language):
+        elif char in "'\"`" and not (rules.lifetimes and _is_lifetime(text, index)):
             quote = char
         elif text.startswith(comment, index):
             newline = text.find("\n", index)

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from inference.cache.keys import excluded
 from lsp_server.settings import DEFAULT_SECRET_GLOBS, Settings
 from prompts.context import Document
-from prompts.syntax import SUPPORTED_LANGUAGES, language_of, scope_at, wants_multiline
+from prompts.languages import SUPPORTED_LANGUAGES, language_of
+from prompts.multiline import wants_multiline
+from prompts.scope import scope_at
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The pattern step: a CRUD pattern hit, asked before any prompt is built.
 
 The code before the cursor is an instance of a pattern already completed for another entity, and
-the stored completion, written out for this entity, passes the checks of prompts.patterns. It
+the stored completion, written out for this entity, passes the checks of prompts.pattern_checks. It
 needs no token ids, and building the prompt is most of what a hit would otherwise cost. Before
 the lookup the open documents are mined for patterns (only the parts that changed), so code the
 user wrote in one class teaches the next one. Documents that look secret are never read.
@@ -13,7 +13,8 @@ import time
 
 from lsp_server.completion.cache import CacheHit, CacheState, miss_on_error
 from lsp_server.completion.context import CompletionContext
-from prompts.patterns import PatternExample, complete, site_at
+from prompts.pattern_checks import complete
+from prompts.patterns import PatternExample, site_at
 
 
 @miss_on_error(None)

@@ -16,7 +16,7 @@ from lsp_server.features.positions import offset_at, position_at
 # Imported at run time, not only for type checking: pygls reads handler annotations.
 from lsp_server.server import FlashcodeServer
 from prompts.docstrings import Insertion
-from prompts.syntax import parses
+from prompts.parsing import parses
 
 
 def _disabled_support(ls: FlashcodeServer) -> bool:

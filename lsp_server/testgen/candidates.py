@@ -17,22 +17,20 @@ from collections.abc import Callable, Iterable, Sequence
 from inference.scheduler import GenerationRequest
 from lsp_server.backends.engine import GenerationEngine
 from lsp_server.testgen.sampling import DEFAULT_SAMPLING, Sampling, hole_prompter, sample_holes
-from prompts.holes import encode_with_specials, holes_for
-from prompts.structured import (
+from prompts.calls import calls_for
+from prompts.candidates import (
     Candidate,
-    StructuredPrompt,
-    TestSubject,
     assertion_candidate,
-    calls_for,
     chat_candidates,
     clean_assertion,
     clean_expected,
     docstring_candidates,
     model_candidate,
     raises_candidates,
-    render_chat,
-    render_tests,
 )
+from prompts.holes import encode_with_specials, holes_for
+from prompts.structured import StructuredPrompt, TestSubject, render_chat
+from prompts.testfile import render_tests
 
 MAX_KEPT_PER_SUBJECT = 6
 ORIGIN_RANK = {"docstring": 0, "model": 1, "structure": 2}  # who is kept first

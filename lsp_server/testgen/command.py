@@ -31,7 +31,8 @@ from lsp_server.testgen.generation import (
 from lsp_server.testgen.project import Project, TestGenError, locate_project
 from lsp_server.testgen.sampling import EnginePicker, engine_for
 from lsp_server.testgen.subjects import definition_near
-from prompts.syntax import Definition, language_of
+from prompts.definitions import Definition
+from prompts.languages import language_of
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from prompts.structured import Candidate, defined_names, import_lines, render_tests
+from prompts.candidates import Candidate
+from prompts.testfile import defined_names, import_lines, render_tests
 
 
 @dataclass(frozen=True)

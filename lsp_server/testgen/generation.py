@@ -21,9 +21,10 @@ from lsp_server.testgen.project import Project, TestGenError
 from lsp_server.testgen.runner import RunReport, run_candidates
 from lsp_server.testgen.sampling import DEFAULT_SAMPLING, Sampling
 from lsp_server.testgen.subjects import subjects_at
+from prompts.candidates import Candidate
+from prompts.definitions import Definition
 from prompts.holes import unittest_class_name
-from prompts.structured import Candidate, build_test_prompt
-from prompts.syntax import Definition
+from prompts.structured import build_test_prompt
 
 
 @dataclass

@@ -27,7 +27,8 @@ from pathlib import Path
 
 from lsp_server.testgen.project import Project
 from lsp_server.testgen.sandbox import COLLECT_ERROR
-from prompts.structured import Candidate, import_lines, render_tests
+from prompts.candidates import Candidate
+from prompts.testfile import import_lines, render_tests
 
 SANDBOX_SCRIPT = Path(__file__).with_name("sandbox.py")
 CANDIDATE_FILE = "test_flashcode_candidates.py"

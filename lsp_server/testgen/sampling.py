@@ -15,7 +15,7 @@ from typing import Protocol
 from inference.scheduler import GenerationRequest
 from lsp_server.backends.engine import GenerationEngine
 from prompts.holes import HolePrompter, hole_template
-from prompts.syntax import scope_at
+from prompts.scope import scope_at
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import re
 
+from prompts.definitions import Definition, definition_at
 from prompts.structured import TestSubject
-from prompts.syntax import Definition, definition_at, line_bounds
+from prompts.text import line_bounds
 
 
 def definition_near(text: str, offset: int) -> Definition | None:

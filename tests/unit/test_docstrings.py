@@ -7,6 +7,7 @@ import textwrap
 
 import pytest
 
+from prompts.definitions import Definition, definition_at
 from prompts.docstrings import (
     clean_description,
     description_holes,
@@ -16,7 +17,6 @@ from prompts.docstrings import (
     documented_parameters,
     render_docstring,
 )
-from prompts.syntax import Definition, definition_at
 
 GOOGLE = '''def f(a):
     """Do it.

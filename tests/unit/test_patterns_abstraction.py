@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from prompts.patterns import (
+from prompts.entities import (
     Entity,
     abstract,
     find_entity,

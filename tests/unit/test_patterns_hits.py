@@ -6,14 +6,8 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 
-from prompts.patterns import (
-    PatternExample,
-    PatternLearner,
-    complete,
-    example_from_completion,
-    mine,
-    site_at,
-)
+from prompts.pattern_checks import complete
+from prompts.patterns import PatternExample, PatternLearner, example_from_completion, mine, site_at
 
 MODELS = """from dataclasses import dataclass
 

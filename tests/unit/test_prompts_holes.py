@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from prompts import holes, structured
+from prompts.definitions import definition_at
 from prompts.fim import QWEN
-from prompts.syntax import definition_at
 
 SPECIALS = {"<|endoftext|>": 0, "<|fim_prefix|>": 1, "<|fim_middle|>": 2, "<|fim_suffix|>": 3}
 

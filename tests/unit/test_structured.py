@@ -6,26 +6,20 @@ import ast
 
 import pytest
 
-from prompts.structured import (
-    Call,
+from prompts.calls import Call, calls_for, doctest_examples
+from prompts.candidates import (
     assertion_stub,
-    build_test_prompt,
-    calls_for,
     chat_candidates,
     clean_assertion,
     clean_expected,
-    detect_framework,
     docstring_candidates,
-    doctest_examples,
     raises_candidates,
-    render_chat,
-    render_tests,
     value_stub,
 )
-from prompts.structured import (
-    TestSubject as Subject,
-)
-from prompts.syntax import definition_at
+from prompts.definitions import definition_at
+from prompts.structured import TestSubject as Subject
+from prompts.structured import build_test_prompt, detect_framework, render_chat
+from prompts.testfile import render_tests
 
 SOURCE = '''def scale(values: list[float], factor: float = 2.0, *, clip: bool = False) -> list:
     """Multiply every value.

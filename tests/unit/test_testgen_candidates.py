@@ -7,7 +7,7 @@ import pytest
 
 from lsp_server.testgen import candidates as building
 from lsp_server.testgen.subjects import definition_near, subjects_at
-from prompts.structured import Candidate
+from prompts.candidates import Candidate
 
 
 def candidate(body: str, key: str = "", origin: str = "model", subject: str = "f") -> Candidate:

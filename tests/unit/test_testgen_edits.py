@@ -7,7 +7,7 @@ import stat
 from pathlib import Path
 
 from lsp_server.testgen import edits
-from prompts.structured import Candidate
+from prompts.candidates import Candidate
 
 
 def test_new_test_file_gets_imports_and_tests() -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from lsp_server.testgen import generation
 from lsp_server.testgen.generation import GenerationResult
 from lsp_server.testgen.project import locate_project
-from prompts.syntax import definition_at
+from prompts.definitions import definition_at
 from tests.unit.fake_engine import FakeEngine
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from lsp_server.testgen import runner, sandbox
 from lsp_server.testgen.project import locate_project
-from prompts.structured import Candidate
+from prompts.candidates import Candidate
 
 
 def test_run_keeps_passing_tests_and_isolates_the_rest(
