@@ -28,6 +28,7 @@ from prompts.context import (
     split_at_cursor,
 )
 from prompts.fim import FimTemplate
+from prompts.healing import healed_whitespace
 from prompts.languages import code_rules, language_of
 from prompts.multiline import wants_multiline
 
@@ -267,20 +268,6 @@ def _stop_strings(
     # A stop token the tokenizer does not know as one can only be caught as text.
     stops.extend(t for t in template.stop_tokens if tokenizer.token_id(t) is None)
     return tuple(stops)
-
-
-def healed_whitespace(prefix: str) -> str:
-    """The typed blank the prompt leaves out (token healing): a trailing space only.
-
-    BPE pre-tokenizers split a run of blanks before a word into the run less its last character,
-    then that space joined to the word (`"       "`, `" if"`). A prompt that ends in the whole
-    run ends at a token boundary the model never saw, and one without the run makes it write the
-    indentation again, which a small model often does not. Leaving out just the last space ends
-    the prompt where training text has a boundary; the model writes the space with its first word
-    and post-processing drops what the user already typed. Tabs stand alone in those
-    vocabularies, so a run ending in a tab is left whole.
-    """
-    return " " if prefix.endswith(" ") else ""
 
 
 def build_completion_prompt(
