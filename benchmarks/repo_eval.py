@@ -40,6 +40,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
 import statistics
 import sys
@@ -73,6 +74,8 @@ ROOT = Path(__file__).resolve().parent.parent
 READY_TIMEOUT_S = 300.0
 WORKSPACE_PASS_TIMEOUT_S = 120.0
 POLL_S = 0.05
+STOP_TIMEOUT_S = 10.0
+CASE_TIMEOUT_S = 600.0  # a case that takes longer counts as an error, and the run goes on
 # The warm-up request's buffer: not from any project, closed before the measured request.
 WARMUP_PATH = "flashcode_warmup.py"
 WARMUP_TEXT = "def add(a, b):\n    return "
@@ -140,8 +143,14 @@ class CaseServer:
             await asyncio.sleep(POLL_S)
 
     async def stop(self) -> None:
-        await self.client.shutdown_async(None)
-        self.client.exit(None)
+        """Shut down as an editor does; a server that does not answer in time is killed."""
+        try:
+            await asyncio.wait_for(self.client.shutdown_async(None), STOP_TIMEOUT_S)
+            self.client.exit(None)
+        except Exception:
+            process = getattr(self.client, "_server", None)  # pygls keeps no public handle
+            if process is not None and process.returncode is None:
+                process.kill()
         await self.client.stop()
 
 
@@ -189,45 +198,58 @@ async def run_case(case: Case, project: Project, model: Path, warmup: bool) -> O
         scratch = Path(scratch_name)
         workspace = build_workspace(project, case.path, scratch / "workspace")
         server = CaseServer()
-        await server.start(model, scratch / "cache", scratch)
-        client = server.client
-        root_uri = workspace.as_uri()
-        await client.initialize_async(
-            types.InitializeParams(
-                process_id=os.getpid(),
-                root_uri=root_uri,
-                workspace_folders=[types.WorkspaceFolder(uri=root_uri, name=project.name)],
-                capabilities=types.ClientCapabilities(
-                    workspace=types.WorkspaceClientCapabilities(workspace_folders=True)
-                ),
+        try:
+            await server.start(model, scratch / "cache", scratch)
+            return await asyncio.wait_for(
+                ask(server, case, project, workspace, scratch, warmup), CASE_TIMEOUT_S
+            )
+        except Exception as exc:  # one broken case must not cost the run: it counts as empty
+            return Outcome(case, "", float("nan"), f"error: {type(exc).__name__}")
+        finally:
+            await server.stop()
+
+
+async def ask(
+    server: CaseServer, case: Case, project: Project, workspace: Path, scratch: Path, warmup: bool
+) -> Outcome:
+    """Initialize on the workspace, open the buffer, wait as an editor's user does, then ask."""
+    client = server.client
+    root_uri = workspace.as_uri()
+    await client.initialize_async(
+        types.InitializeParams(
+            process_id=os.getpid(),
+            root_uri=root_uri,
+            workspace_folders=[types.WorkspaceFolder(uri=root_uri, name=project.name)],
+            capabilities=types.ClientCapabilities(
+                workspace=types.WorkspaceClientCapabilities(workspace_folders=True)
+            ),
+        )
+    )
+    client.initialized(types.InitializedParams())
+    uri = (workspace / case.workspace_path).as_uri()
+    client.text_document_did_open(
+        types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(
+                uri=uri, language_id="python", version=1, text=case.text
             )
         )
-        client.initialized(types.InitializedParams())
-        uri = (workspace / case.workspace_path).as_uri()
-        client.text_document_did_open(
-            types.DidOpenTextDocumentParams(
-                text_document=types.TextDocumentItem(
-                    uri=uri, language_id="python", version=1, text=case.text
-                )
-            )
-        )
-        # On a timeout it asks anyway: the answer is then empty, counted as "not-ready".
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(server.state.wait(), READY_TIMEOUT_S)
-        await server.wait_for_workspace_pass()
-        if warmup:
-            await warm_up(client, scratch)
-        line_start = case.prefix.rfind("\n") + 1
-        character = len(case.prefix[line_start:].encode("utf-16-le")) // 2
-        answer, latency_ms = await inline_completion(client, uri, case.line, character)
-        reason = ""
-        if not answer:
-            completions = (await server.stats()).get("completions", {})
-            reason = completions.get("lastEmptyReason") or "unreported"
-            if server.final_state == "error":
-                reason = "model-error"
-        await server.stop()
-        return Outcome(case, answer, latency_ms, reason)
+    )
+    # On a timeout it asks anyway: the answer is then empty, counted as "not-ready".
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(server.state.wait(), READY_TIMEOUT_S)
+    await server.wait_for_workspace_pass()
+    if warmup:
+        await warm_up(client, scratch)
+    line_start = case.prefix.rfind("\n") + 1
+    character = len(case.prefix[line_start:].encode("utf-16-le")) // 2
+    answer, latency_ms = await inline_completion(client, uri, case.line, character)
+    reason = ""
+    if not answer:
+        completions = (await server.stats()).get("completions", {})
+        reason = completions.get("lastEmptyReason") or "unreported"
+        if server.final_state == "error":
+            reason = "model-error"
+    return Outcome(case, answer, latency_ms, reason)
 
 
 def peer_outcomes(cases: Sequence[Case], projects: dict[str, Project]) -> list[Outcome]:
@@ -251,7 +273,7 @@ def summarize(outcomes: Sequence[Outcome]) -> dict[str, Any]:
         return {"cases": 0}
     answered = [o for o in outcomes if o.answer]
     similarities = [edit_similarity(o.answer, o.case.expected) for o in outcomes]
-    latencies = [o.latency_ms for o in outcomes]
+    latencies = [o.latency_ms for o in outcomes if not math.isnan(o.latency_ms)]
     return {
         "cases": count,
         "answered_share": round(len(answered) / count, 3),
@@ -265,8 +287,9 @@ def summarize(outcomes: Sequence[Outcome]) -> dict[str, Any]:
         )
         if answered
         else None,
-        "latency_p50_ms": round(percentile(latencies, 0.5), 1),
-        "latency_p95_ms": round(percentile(latencies, 0.95), 1),
+        # Of the requests the server answered (a case that broke has no latency).
+        "latency_p50_ms": round(percentile(latencies, 0.5), 1) if latencies else None,
+        "latency_p95_ms": round(percentile(latencies, 0.95), 1) if latencies else None,
         "empty_reasons": dict(
             Counter(o.empty_reason for o in outcomes if not o.answer).most_common()
         ),
@@ -340,6 +363,8 @@ def main(argv: Sequence[str]) -> int:
     args = parser.parse_args(list(argv))
     if args.cases < 1 or args.jobs < 1:
         parser.error("--cases and --jobs must be at least 1")
+    if not args.model.is_dir():
+        parser.error(f"--model {args.model} is not a model directory")
     try:
         chosen = [find_project(name.strip()) for name in args.projects.split(",") if name.strip()]
         cases = build_cases(chosen, args.cases, args.seed)
@@ -357,7 +382,9 @@ def main(argv: Sequence[str]) -> int:
             "seed": args.seed,
             "model": str(args.model),
             "jobs": args.jobs,
-            "server": "a fresh server and cache directory per case",
+            "holes": "mid-line: a random column, the rest of the line removed; whole-line: "
+            "after the indentation, the line removed; the rest of the file stays",
+            "server": "a fresh server and cache directory per case, default settings",
             "warmup": not args.no_warmup,
             "wall_s": round(time.perf_counter() - started, 1),
         },
