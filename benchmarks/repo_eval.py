@@ -117,7 +117,9 @@ class CaseServer:
         # Default settings: none of the user's FLASHCODE_* variables, no user config file.
         env = {key: value for key, value in os.environ.items() if not key.startswith("FLASHCODE_")}
         env |= {
-            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+            "PYTHONPATH": os.pathsep.join(
+                part for part in (str(ROOT), os.environ.get("PYTHONPATH", "")) if part
+            ),
             "FLASHCODE_CACHE__DIRECTORY": str(cache),
             "FLASHCODE_CONFIG": str(cwd / "no-config.json"),
         }
