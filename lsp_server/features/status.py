@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
@@ -33,8 +35,40 @@ def status_payload(server: FlashcodeServer) -> dict[str, Any]:
     return payload
 
 
-def send_status(server: FlashcodeServer) -> None:
-    server.protocol.notify(STATUS_NOTIFICATION, status_payload(server))
+# A new latency alone refreshes the status at most this often: editors redraw their statusline
+# on every status, and a keystroke's completion is no reason to.
+LATENCY_REFRESH_S = 5.0
+
+
+class StatusGate:
+    """Whether a status goes out: when anything it shows but the latency changed, and for a new
+    latency alone at most every LATENCY_REFRESH_S."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._last: dict[str, Any] | None = None
+        self._sent_at = float("-inf")
+
+    def should_send(self, payload: dict[str, Any]) -> bool:
+        now = self._clock()
+        last = self._last
+        if last is not None and _without_latency(payload) == _without_latency(last):
+            same_latency = payload.get("lastLatencyMs") == last.get("lastLatencyMs")
+            if same_latency or now - self._sent_at < LATENCY_REFRESH_S:
+                return False
+        self._last, self._sent_at = payload, now
+        return True
+
+
+def _without_latency(payload: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in payload.items() if key != "lastLatencyMs"}
+
+
+def send_status(server: FlashcodeServer, gate: StatusGate | None = None) -> None:
+    """Send the status; with a gate, only when the gate lets it through."""
+    payload = status_payload(server)
+    if gate is None or gate.should_send(payload):
+        server.protocol.notify(STATUS_NOTIFICATION, payload)
 
 
 async def _begin_load_progress(server: FlashcodeServer, models: ModelManager) -> None:
@@ -65,11 +99,13 @@ def _end_load_progress(server: FlashcodeServer, models: ModelManager) -> None:
         server.work_done_progress.end(token, types.WorkDoneProgressEnd(message=models.state.value))
 
 
-def on_models_changed(server: FlashcodeServer, models: ModelManager) -> None:
+def on_models_changed(server: FlashcodeServer, models: ModelManager, gate: StatusGate) -> None:
     if models.state is not ModelState.LOADING:
         # Ended before the status goes out, so an editor that sees "ready" has no bar left open.
         _end_load_progress(server, models)
-    send_status(server)
+    payload = status_payload(server)
+    gate.should_send(payload)  # a model event always goes out; the gate only learns of it
+    server.protocol.notify(STATUS_NOTIFICATION, payload)
     if models.state is ModelState.ERROR:
         server.window_show_message(
             types.ShowMessageParams(type=types.MessageType.Error, message=models.error)
@@ -103,8 +139,9 @@ def stats_payload(server: FlashcodeServer) -> dict[str, Any]:
 
 
 def register(server: FlashcodeServer) -> None:
-    server.models.changed.subscribe(lambda models: on_models_changed(server, models))
-    server.completions.finished.subscribe(lambda _: send_status(server))
+    gate = StatusGate()
+    server.models.changed.subscribe(lambda models: on_models_changed(server, models, gate))
+    server.completions.finished.subscribe(lambda _: send_status(server, gate))
 
     @server.feature(STATS_REQUEST)
     def stats(ls: FlashcodeServer, params: Any) -> dict[str, Any]:
