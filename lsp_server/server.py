@@ -57,11 +57,38 @@ class FlashcodeProtocol(LanguageServerProtocol):
             raise
 
 
+class AnsweredErrorsInOneLine(logging.Filter):
+    """pygls logs the traceback of a message it could not structure (cattrs' nested exception
+    groups, dozens of lines) although the client already got an error naming the field. Above
+    debug such a record keeps one line; the traceback stays for debug."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if logging.getLogger().isEnabledFor(logging.DEBUG):
+            return True
+        if str(record.msg).startswith("Unable to deserialize message"):
+            return False  # the same failure, logged again below with its exception
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, JsonRpcInvalidParams | JsonRpcInternalError):
+            detail = _innermost_message(error.__cause__) or str(error)
+            record.msg, record.args = f"rejected a message: {detail}", ()
+            record.exc_info = record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+# Where pygls logs a message it could not handle (stdio and TCP readers, the JSON-RPC protocol).
+_PYGLS_MESSAGE_LOGGERS = ("pygls.io_", "pygls.protocol.json_rpc", "pygls.server")
+_one_line = AnsweredErrorsInOneLine()
+
+
 def apply_log_level(level: str) -> None:
     """Our loggers follow the setting; pygls' wire log (whole messages, document text included)
     only at debug."""
     logging.getLogger().setLevel(level.upper())
     logging.getLogger("pygls").setLevel(logging.DEBUG if level == "debug" else logging.WARNING)
+    for name in _PYGLS_MESSAGE_LOGGERS:
+        if _one_line not in logging.getLogger(name).filters:
+            logging.getLogger(name).addFilter(_one_line)
 
 
 class FlashcodeServer(LanguageServer):
@@ -94,8 +121,7 @@ class FlashcodeServer(LanguageServer):
 
     def report_server_error(self, error: Exception, source: Any) -> None:
         if isinstance(error, JsonRpcInvalidParams):
-            log.warning("invalid request params: %s", error)  # already answered with the error
-            return
+            return  # already answered with the error, and logged in one line by pygls' reader
         super().report_server_error(error, source)
 
     # -- settings ---------------------------------------------------------------------------

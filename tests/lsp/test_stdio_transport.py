@@ -45,13 +45,15 @@ async def answer_to(stdout: asyncio.StreamReader, request_id: int) -> dict[str, 
 
 
 @contextlib.asynccontextmanager
-async def initialized_server() -> AsyncIterator[asyncio.subprocess.Process]:
+async def initialized_server(
+    stderr: int = asyncio.subprocess.DEVNULL,
+) -> AsyncIterator[asyncio.subprocess.Process]:
     """The server started on pipes and initialized; killed at the end unless it has exited."""
     cache = tempfile.mkdtemp(prefix="flashcode-e2e-cache-")  # never the user's cache
     server = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "lsp_server", "--model", str(e2e_model_dir()),
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
+        stderr=stderr,
         env={**os.environ, "PYTHONPATH": str(ROOT), "FLASHCODE_CACHE__DIRECTORY": cache},
     )  # fmt: skip
     assert server.stdin is not None and server.stdout is not None
@@ -161,3 +163,27 @@ async def test_a_settings_change_applies_to_the_request_written_right_after_it()
             server.stdin.write(cache_enabled(enabled) + stats(request_id))
             reply = await answer_to(server.stdout, request_id)
             assert reply["result"]["cache"]["enabled"] is enabled
+
+
+async def test_a_rejected_request_is_one_line_in_the_log_not_a_traceback() -> None:
+    async with initialized_server(stderr=asyncio.subprocess.PIPE) as server:
+        assert server.stdin is not None and server.stdout is not None
+        assert server.stderr is not None
+        server.stdin.write(
+            frame({"jsonrpc": "2.0", "id": 2, "method": "textDocument/inlineCompletion",
+                   "params": {"textDocument": {"uri": "file:///tmp/x.py"},
+                              "position": {"line": -1, "character": 0},
+                              "context": {"triggerKind": 2}}})
+        )  # fmt: skip
+        await server.stdin.drain()
+        reply = await answer_to(server.stdout, 2)
+        assert "line" in reply["error"]["message"]
+        server.stdin.write(frame({"jsonrpc": "2.0", "id": 3, "method": "shutdown"}))
+        await answer_to(server.stdout, 3)
+        server.stdin.write(frame({"jsonrpc": "2.0", "method": "exit"}))
+        await server.stdin.drain()
+        log = (await asyncio.wait_for(server.stderr.read(), 30)).decode()
+        await server.wait()
+    rejected = [line for line in log.splitlines() if "rejected a message" in line]
+    assert len(rejected) == 1 and "Position.line" in rejected[0]
+    assert "Traceback" not in log and "Unable to deserialize" not in log
