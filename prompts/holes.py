@@ -43,12 +43,15 @@ class HoleTokenizer(Protocol):
 
 
 def hole_template(special_tokens: Collection[str], override: str = "") -> FimTemplate | None:
-    """The FIM template to fill holes with, or None for a plain completion model (or a
-    configured template the tokenizer cannot spell: then the prompt ends at the hole)."""
-    try:
-        return select_template(special_tokens, override or None)
-    except ValueError:
-        return None
+    """The FIM template to fill holes with, or None for a plain completion model. A configured
+    template the tokenizer cannot spell gives way to the one it names, as for inline completion
+    (which tells the user)."""
+    for choice in (override, "") if override else ("",):
+        try:
+            return select_template(special_tokens, choice or None)
+        except ValueError:
+            continue
+    return None
 
 
 def encode_with_specials(tokenizer: HoleTokenizer, text: str) -> list[int]:

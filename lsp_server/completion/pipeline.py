@@ -71,11 +71,14 @@ class CompletionService:
         self.stats = CompletionStats()
         self.cache = CacheState()  # opened by apply_settings
         self.finished: Signal[CompletionStats] = Signal()  # after every request that returns
+        self.problems: Signal[str] = Signal()  # something the user should fix, said once
+        self._reported: set[str] = set()
         self._shown: dict[str, ShownSuggestion] = {}  # per document URI
 
     def apply_settings(self, settings: Settings) -> None:
         """Called when the settings change, never per request."""
         self.cache.configure(settings.cache)
+        self._reported.clear()  # new settings: a problem that remains is worth saying again
 
     def close(self) -> None:
         self.cache.close()
@@ -132,6 +135,9 @@ class CompletionService:
             return "", "mid-line-filter", None
 
         route = choose_route(router, context, settings)
+        if route.problem is not None and route.problem not in self._reported:
+            self._reported.add(route.problem)
+            self.problems.emit(route.problem)
         pattern = pattern_hit(self.cache, context)
         if pattern is not None:
             return pattern.text, "cache", None

@@ -39,12 +39,21 @@ def apply_settings(server: FlashcodeServer) -> None:
     server.spawn(server.models.load(server.settings))
 
 
+def warn(server: FlashcodeServer, message: str) -> None:
+    log.warning("%s", message)
+    server.window_show_message(
+        types.ShowMessageParams(type=types.MessageType.Warning, message=f"flashcode: {message}")
+    )
+
+
 async def pull_and_apply_settings(server: FlashcodeServer) -> None:
     await pull_workspace_settings(server)
     apply_settings(server)
 
 
 def register(server: FlashcodeServer) -> None:
+    server.completions.problems.subscribe(lambda message: warn(server, message))
+
     @server.feature(types.INITIALIZE)
     def initialize(ls: FlashcodeServer, params: types.InitializeParams) -> None:
         options = params.initialization_options

@@ -270,3 +270,18 @@ async def test_a_blank_answer_from_the_exact_cache_counts_as_cache_empty(tmp_pat
     assert service.stats.empty_by_reason == {"model-empty": 1, "cache-empty": 1}
     assert service.stats.last_empty_reason == "cache-empty"
     service.close()
+
+
+async def test_a_fim_template_the_model_cannot_spell_costs_one_message_not_the_completions(
+    tmp_path: Path,
+) -> None:
+    engine = FakeEngine()
+    service, settings = service_with({"primary": engine}, tmp_path, fim_template="codellama")
+    said: list[str] = []
+    service.problems.subscribe(said.append)
+    first = await service.suggest(document(), len(REPR), [], settings)
+    service.forget("file:///w/user.py")
+    second = await service.suggest(document(REPR + "\n"), len(REPR), [], settings)
+    assert first is not None and second is not None
+    assert len(said) == 1 and "codellama" in said[0]
+    service.close()

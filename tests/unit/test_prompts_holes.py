@@ -46,7 +46,8 @@ def test_a_long_prefix_loses_whole_lines_from_the_top_to_fit() -> None:
 def test_without_a_template_the_prompt_ends_at_the_hole() -> None:
     tokenizer = CharTokenizer(special_tokens={})
     assert holes.hole_template(tokenizer.special_tokens) is None
-    assert holes.hole_template(SPECIALS, "starcoder") is None  # tokens it lacks: no FIM
+    # A configured template the tokenizer cannot spell gives way to the one it names.
+    assert holes.hole_template(SPECIALS, "starcoder") == QWEN
     assert holes.HolePrompter(tokenizer, None, 100).ids("ab", "c") == [197, 198]
 
 
