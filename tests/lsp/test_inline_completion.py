@@ -150,13 +150,27 @@ async def test_a_cancelled_request_is_answered_as_cancelled_and_stops_its_model_
     # The model stopped within a step of the cancellation (or before it ever ran the request).
     assert engine_after["cancel_steps_max"] <= 1
     assert engine_after["generated_tokens"] - engine_before["generated_tokens"] < 512
-    # The server keeps serving after a cancellation.
-    items = await inline_completion(client, uri, end_of(body))
-    assert all(isinstance(item.insert_text, str) for item in items)
+    # The server keeps serving after a cancellation: the next request gets a suggestion.
+    after_cancel = open_document(client, "/tmp/flashcode-e2e/after-cancel.py", REPR)
+    items = await inline_completion(client, after_cancel, end_of(REPR))
+    assert items and isinstance(items[0].insert_text, str) and items[0].insert_text
+
+
+async def test_completions_in_a_row_do_not_each_send_a_status(client: LanguageClient) -> None:
+    uri = open_document(client, "/tmp/flashcode-e2e/status-pace.py", REPR)
+    await inline_completion(client, uri, end_of(REPR))
+    before = len(status_of(client).states)
+    for _ in range(4):
+        assert await inline_completion(client, uri, end_of(REPR))
+    await stats(client)  # a round trip: any status sent before its answer has arrived
+    # Only a latency can have changed, and it refreshes the status at most every few seconds.
+    assert len(status_of(client).states) - before <= 1
 
 
 async def test_two_open_documents_each_get_their_own_completion(client: LanguageClient) -> None:
-    helpers = "def parse_port(value):\n    return int(value.strip())\n"
+    helpers = "def parse_port(value):\n    return int(value.strip())\n\n\n" + REPR.replace(
+        "User", "Port"
+    ).replace("name", "number")
     user = (
         "import sys\n\nfrom helpers import parse_port\n\n\n"
         "def main(argv):\n    port = parse_port(argv[1])\n    print("
@@ -164,11 +178,11 @@ async def test_two_open_documents_each_get_their_own_completion(client: Language
     helpers_uri = open_document(client, "/tmp/flashcode-e2e/helpers.py", helpers)
     user_uri = open_document(client, "/tmp/flashcode-e2e/user.py", user)
     in_user = await inline_completion(client, user_uri, end_of(user))
-    in_helpers = await inline_completion(client, helpers_uri, types.Position(line=2, character=0))
+    in_helpers = await inline_completion(client, helpers_uri, end_of(helpers))
     assert in_user and in_user[0].insert_text
+    assert in_helpers and in_helpers[0].insert_text
     ast.parse(user + str(in_user[0].insert_text))
-    for item in in_helpers:
-        ast.parse(helpers + str(item.insert_text))
+    ast.parse(helpers + str(in_helpers[0].insert_text))
 
 
 async def test_disabling_a_language_in_settings_stops_its_completions(
@@ -245,8 +259,27 @@ async def test_unusable_settings_are_reported_and_replaced_by_defaults(
         if len(client.messages) > before:
             break
         await client.protocol.send_request_async("flashcode/stats", {})
+    assert len(client.messages) > before, "no warning about the settings arrived"
     warning = client.messages[-1]
     assert warning.type == types.MessageType.Warning
     assert "maxNewTokens" in warning.message and "device" in warning.message
     uri = open_document(client, "/tmp/flashcode-e2e/after-bad-settings.py", REPR)
     assert await inline_completion(client, uri, end_of(REPR))
+
+
+async def test_a_fim_template_the_model_lacks_is_reported_and_completions_go_on(
+    client: LanguageClient,
+) -> None:
+    before = len(client.messages)
+    client.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(settings={"flashcode": {"fimTemplate": "codellama"}})
+    )
+    uri = open_document(client, "/tmp/flashcode-e2e/fim-template.py", REPR)
+    items = await inline_completion(client, uri, end_of(REPR))
+    await stats(client)  # a round trip: the warning sent before its answer has arrived
+    client.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(settings={"flashcode": {"fimTemplate": ""}})
+    )
+    assert items and items[0].insert_text
+    warnings = [m.message for m in client.messages[before:]]
+    assert len(warnings) == 1 and "codellama" in warnings[0]
