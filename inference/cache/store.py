@@ -153,7 +153,10 @@ class CompletionCache:
             return  # the pattern layer is off
         temporary = path.with_suffix(f".{os.getpid()}.tmp")
         try:
-            temporary.write_text(json.dumps(files), encoding="utf-8")
+            # The list names the user's files: readable by the user only, like the databases.
+            descriptor = os.open(temporary, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+            with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+                out.write(json.dumps(files))
             os.replace(temporary, path)
         except OSError as exc:  # the next start mines those files again: nothing is lost
             log.debug("could not save the mined-files list: %s", exc)

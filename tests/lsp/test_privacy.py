@@ -1,0 +1,96 @@
+"""Nothing leaves the machine and nothing the user wrote reaches the log: a whole session with
+the default settings (workspace pass, completions, a docstring, test generation's discovery),
+watched by an audit hook in the server process."""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest_lsp
+from lsprotocol import types
+from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
+
+from tests.conftest import ROOT, e2e_model_dir
+from tests.lsp.harness import REPR, end_of, inline_completion, open_document, stats, watch_status
+
+SCRATCH = Path(tempfile.mkdtemp(prefix="flashcode-privacy-"))
+AUDIT, LOG, CACHE = SCRATCH / "network.txt", SCRATCH / "server.log", SCRATCH / "cache"
+PROJECT = SCRATCH / "project"
+SECRET_VALUE = "tok-4f1c9e2b7a6d"  # appears only in the secret-looking file
+MARKER = "zebra_quartz_mango"  # appears only in an ordinary document
+
+
+@pytest_lsp.fixture(
+    config=ClientServerConfig(
+        server_command=[
+            sys.executable,
+            str(ROOT / "tests" / "lsp" / "audited_server.py"),
+            "--model",
+            str(e2e_model_dir()),
+        ],
+        server_env={
+            "PYTHONPATH": str(ROOT),
+            "FLASHCODE_CACHE__DIRECTORY": str(CACHE),
+            "FLASHCODE_TEST_AUDIT": str(AUDIT),
+            "FLASHCODE_TEST_LOG": str(LOG),
+        },
+    ),
+    scope="module",
+)
+async def client(lsp_client: LanguageClient) -> Any:
+    PROJECT.mkdir(parents=True, exist_ok=True)
+    (PROJECT / "models.py").write_text(REPR + "self.name\n", encoding="utf-8")
+    lsp_client.status = watch_status(lsp_client)  # type: ignore[attr-defined]
+    await lsp_client.initialize_session(
+        types.InitializeParams(
+            capabilities=client_capabilities("visual-studio-code"),
+            root_uri=PROJECT.as_uri(),
+            workspace_folders=[types.WorkspaceFolder(uri=PROJECT.as_uri(), name="project")],
+        )
+    )
+    await lsp_client.status.wait_for("ready")  # type: ignore[attr-defined]
+    yield
+    await lsp_client.shutdown_session()
+
+
+async def test_a_session_opens_no_network_socket_and_logs_no_document_text(
+    client: LanguageClient,
+) -> None:
+    secret = f'API_TOKEN = "{SECRET_VALUE}"\n\n\n' + REPR
+    secret_uri = open_document(client, str(PROJECT / "credentials.py"), secret)
+    ordinary = f"{MARKER} = 1\n\n\n" + REPR
+    uri = open_document(client, str(PROJECT / "user.py"), ordinary)
+    assert await inline_completion(client, uri, end_of(ordinary))
+    await inline_completion(client, secret_uri, end_of(secret))
+    actions = await client.text_document_code_action_async(
+        types.CodeActionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            range=types.Range(start=types.Position(line=7, character=8), end=end_of(ordinary)),
+            context=types.CodeActionContext(diagnostics=[]),
+        )
+    )
+    assert actions, "the docstring action is offered, so its code path ran"
+    await client.code_action_resolve_async(actions[0])  # type: ignore[arg-type]
+    report = await stats(client)
+    assert report["completions"]["requests"] >= 2
+    # The log is flushed line by line; everything up to the last answer is in the file.
+    log = LOG.read_text(encoding="utf-8")
+    assert "completion" in log, "the log file is the server's log"
+    assert SECRET_VALUE not in log and MARKER not in log
+    network = AUDIT.read_text(encoding="utf-8") if AUDIT.exists() else ""
+    assert network == ""
+
+
+async def test_the_cache_is_readable_by_the_user_only(client: LanguageClient) -> None:
+    uri = open_document(client, str(PROJECT / "again.py"), REPR)
+    assert await inline_completion(client, uri, end_of(REPR))
+    files = [path for path in CACHE.rglob("*")]
+    assert any(path.is_file() for path in files), "the session wrote its cache"
+    if os.name == "posix":
+        shared = [p for p in files if stat.S_IMODE(p.stat().st_mode) & 0o077]
+        assert shared == []
