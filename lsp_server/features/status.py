@@ -103,13 +103,14 @@ def on_models_changed(server: FlashcodeServer, models: ModelManager, gate: Statu
     if models.state is not ModelState.LOADING:
         # Ended before the status goes out, so an editor that sees "ready" has no bar left open.
         _end_load_progress(server, models)
-    payload = status_payload(server)
-    gate.should_send(payload)  # a model event always goes out; the gate only learns of it
-    server.protocol.notify(STATUS_NOTIFICATION, payload)
     if models.state is ModelState.ERROR:
+        # Before the status, so an editor that sees "error" has already been told why.
         server.window_show_message(
             types.ShowMessageParams(type=types.MessageType.Error, message=models.error)
         )
+    payload = status_payload(server)
+    gate.should_send(payload)  # a model event always goes out; the gate only learns of it
+    server.protocol.notify(STATUS_NOTIFICATION, payload)
     if models.state is ModelState.LOADING:
         server.spawn(_begin_load_progress(server, models))
 
