@@ -10,11 +10,14 @@ offsets into positions in the encoding the client negotiated.
 from __future__ import annotations
 
 import ast
+import contextlib
+import errno
 import os
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 from prompts.candidates import Candidate
 from prompts.testfile import defined_names, import_lines, render_tests
@@ -150,11 +153,36 @@ def check_writable(path: Path) -> str | None:
 
 def create_file(edit: TestFileEdit) -> str | None:
     """Write a new test file here, for an editor that cannot create files; why not, or None.
-    Mode "x" never replaces a file that appeared in the meantime."""
+
+    The text goes to a temporary file beside it first and is linked into place whole, so a full
+    disk leaves no half-written test file; a link never replaces a file that appeared in the
+    meantime."""
+    temporary = edit.path.with_name(f".{edit.path.name}.{os.getpid()}.tmp")
     try:
         edit.path.parent.mkdir(parents=True, exist_ok=True)
-        with edit.path.open("x", encoding="utf-8") as out:
-            out.write(edit.new_text)
+        with temporary.open("x", encoding="utf-8") as out:
+            write_text(out, edit.new_text)
+            out.flush()
+            os.fsync(out.fileno())
+        _link_new(temporary, edit.path)
     except OSError as exc:
         return f"could not create {edit.path}: {exc.strerror or exc}"
+    finally:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
     return None
+
+
+def write_text(out: TextIO, text: str) -> None:
+    out.write(text)
+
+
+def _link_new(source: Path, target: Path) -> None:
+    """Put `source` at `target`, failing if `target` exists; a file system without hard links
+    gets a rename after a last look instead (not atomic against a racing creator)."""
+    try:
+        os.link(source, target)
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP) or target.exists():
+            raise
+        os.rename(source, target)

@@ -3,8 +3,12 @@ offsets and text, and whether it can be written."""
 
 from __future__ import annotations
 
+import errno
 import stat
 from pathlib import Path
+from typing import TextIO
+
+import pytest
 
 from lsp_server.testgen import edits
 from prompts.candidates import Candidate
@@ -80,3 +84,21 @@ def test_a_file_created_here_never_replaces_one_that_appeared(tmp_path: Path) ->
     target.write_text("# mine\n")
     assert "could not create" in (edits.create_file(edit) or "")
     assert target.read_text() == "# mine\n"
+
+
+def test_a_full_disk_leaves_no_half_written_test_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kept = [Candidate("f", "case", "assert f(1) == 2", "model", names=("f",))]
+    target = tmp_path / "tests" / "test_m.py"
+    edit = edits.plan_edit(target, None, "pkg.m", kept, "pytest")
+
+    def half_then_full(out: TextIO, text: str) -> None:
+        out.write(text[: len(text) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(edits, "write_text", half_then_full)
+    message = edits.create_file(edit) or ""
+    assert "could not create" in message and "No space left" in message
+    assert not target.exists()
+    assert list(target.parent.iterdir()) == []  # no temporary file left behind either
