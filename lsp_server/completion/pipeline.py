@@ -128,19 +128,20 @@ class CompletionService:
             if rest is not None:
                 return rest, "typeahead", shown.id
 
-        router = self.models.flash
-        if router is None or not self.models.ready:
-            return "", "not-ready", None
         if not context.invoked and not completable_mid_line(context.suffix):
             return "", "mid-line-filter", None
 
-        route = choose_route(router, context, settings)
-        if route.problem is not None and route.problem not in self._reported:
+        # Without a model (loading, or it failed to load) the pattern cache still answers.
+        router = self.models.flash if self.models.ready else None
+        route = choose_route(router, context, settings) if router is not None else None
+        if route is not None and route.problem is not None and route.problem not in self._reported:
             self._reported.add(route.problem)
             self.problems.emit(route.problem)
         pattern = pattern_hit(self.cache, context)
         if pattern is not None:
             return pattern.text, "cache", None
+        if route is None:
+            return "", "not-ready", None
 
         prompt = fit_prompt(context, route, settings)
         request = generation_request(prompt, route, settings)

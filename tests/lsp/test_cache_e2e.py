@@ -21,6 +21,7 @@ from pytest_lsp import LanguageClient, client_capabilities, make_test_lsp_client
 
 from lsp_server import cache_stats
 from tests.conftest import ROOT, e2e_model_dir
+from tests.lsp.cache_samples import MODELS, ORDERS, USERS
 from tests.lsp.harness import (
     StatusLog,
     end_of,
@@ -31,42 +32,6 @@ from tests.lsp.harness import (
     watch_status,
 )
 
-MODELS = """from dataclasses import dataclass
-
-
-@dataclass
-class User:
-    id: int
-    name: str
-
-
-@dataclass
-class Order:
-    id: int
-    total: float
-"""
-USERS = """from models import User
-
-
-class UserRepository:
-    def __init__(self, db):
-        self.db = db
-
-    def get_user(self, user_id):
-        return self.db.get(User, user_id)
-
-    def list_users(self):
-        return self.db.all(User)
-"""
-ORDERS = """from models import Order
-
-
-class OrderRepository:
-    def __init__(self, db):
-        self.db = db
-
-    def get_order(self, order_id):
-        """
 DATABASE = """class Database:
     def get(self, model, key):
         return self.tables[model][key]

@@ -11,6 +11,7 @@ from lsprotocol import types
 from pytest_lsp import LanguageClient, client_capabilities
 
 from tests.conftest import e2e_model_dir
+from tests.lsp.cache_samples import MODELS, ORDERS, USERS
 from tests.lsp.harness import (
     REPR,
     end_of,
@@ -70,3 +71,12 @@ async def test_a_model_that_fails_to_load_is_reported_and_the_server_keeps_servi
     assert await inline_completion(broken, uri, end_of(CODE)) == []
     stats = await broken.protocol.send_request_async("flashcode/stats", {})
     assert stats.model.state == "error"
+
+
+async def test_without_a_model_the_pattern_cache_still_completes(broken: LanguageClient) -> None:
+    await broken.status.wait_for("error")  # type: ignore[attr-defined]
+    open_document(broken, "/tmp/flashcode-e2e/no-model/models.py", MODELS)
+    open_document(broken, "/tmp/flashcode-e2e/no-model/users.py", USERS)
+    uri = open_document(broken, "/tmp/flashcode-e2e/no-model/orders.py", ORDERS)
+    items = await inline_completion(broken, uri, end_of(ORDERS))
+    assert [item.insert_text for item in items] == ["return self.db.get(Order, order_id)"]
