@@ -47,6 +47,19 @@ class ModelSpec:
         return cls(flash_dir=flash, pro_dir=pro, device=settings.device, threads=settings.threads)
 
 
+def load_fix(error: BaseException) -> str:
+    """What the user can do about a model that did not load."""
+    if isinstance(error, ModelError | FileNotFoundError | NotADirectoryError):
+        return (
+            "Set modelPath to a model directory (genai_config.json, or config.json and "
+            "model.onnx, with tokenizer.json), or leave it empty for the embedded model."
+        )
+    return (
+        "Its files look incomplete, damaged or made for a newer onnxruntime: export or copy "
+        "the model again, or leave modelPath empty for the embedded model."
+    )
+
+
 class ModelManager:
     """Owns the engines. Loading runs on a worker thread; readers never wait for it. `changed`
     fires on every state change (loading, ready, error)."""
@@ -89,11 +102,11 @@ class ModelManager:
         started = time.perf_counter()
         try:
             flash, pro = await asyncio.to_thread(self._load_blocking, spec, options)
-        except (ModelError, OSError, RuntimeError, ValueError) as exc:
+        except Exception as exc:  # any fault of the model's files ends in the error state
             if generation != self._generation:
                 return
             self.state = ModelState.ERROR
-            self.error = f"flashcode could not load the model: {exc}"
+            self.error = f"flashcode could not load the model: {exc}. {load_fix(exc)}"
             log.error("model load failed: %s", exc)
             self.changed.emit(self)
             return

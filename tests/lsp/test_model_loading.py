@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest_lsp
@@ -21,7 +24,22 @@ from tests.lsp.harness import (
     watch_status,
 )
 
-CODE = REPR  # a two-line function gets only a repetition loop from the model, which is dropped
+CODE = REPR
+
+
+def truncated_model() -> Path:
+    """A copy of the test model whose weights file was cut short, as by a failed download."""
+    copy = Path(tempfile.mkdtemp(prefix="flashcode-truncated-")) / "model"
+    shutil.copytree(e2e_model_dir(), copy, ignore=shutil.ignore_patterns("int8"))
+    data = next(copy.glob("*.onnx.data"), None) or next(copy.glob("*.onnx"))
+    with data.open("r+b") as weights:
+        weights.truncate(data.stat().st_size // 3)
+    return copy
+
+
+TRUNCATED = (
+    truncated_model()
+)  # a two-line function gets only a repetition loop from the model, which is dropped
 
 
 async def session(lsp_client: LanguageClient) -> AsyncIterator[None]:
@@ -67,6 +85,7 @@ async def test_a_model_that_fails_to_load_is_reported_and_the_server_keeps_servi
     assert "/nonexistent/flashcode-model" in error["message"]
     shown = [m for m in broken.messages if m.type == types.MessageType.Error]
     assert shown and "/nonexistent/flashcode-model" in shown[0].message
+    assert len(shown) == 1 and "leave it empty for the embedded model" in shown[0].message
     uri = open_document(broken, "/tmp/flashcode-e2e/broken.py", CODE)
     assert await inline_completion(broken, uri, end_of(CODE)) == []
     stats = await broken.protocol.send_request_async("flashcode/stats", {})
@@ -80,3 +99,18 @@ async def test_without_a_model_the_pattern_cache_still_completes(broken: Languag
     uri = open_document(broken, "/tmp/flashcode-e2e/no-model/orders.py", ORDERS)
     items = await inline_completion(broken, uri, end_of(ORDERS))
     assert [item.insert_text for item in items] == ["return self.db.get(Order, order_id)"]
+
+
+@pytest_lsp.fixture(config=server_config("--model", str(TRUNCATED)))
+async def truncated(lsp_client: LanguageClient) -> Any:
+    async for _ in session(lsp_client):
+        yield
+
+
+async def test_a_truncated_model_is_reported_with_the_fix(truncated: LanguageClient) -> None:
+    error = await truncated.status.wait_for("error")  # type: ignore[attr-defined]
+    assert "incomplete" in error["message"] and "export or copy the model again" in error["message"]
+    shown = [m for m in truncated.messages if m.type == types.MessageType.Error]
+    assert len(shown) == 1
+    uri = open_document(truncated, "/tmp/flashcode-e2e/truncated.py", CODE)
+    assert await inline_completion(truncated, uri, end_of(CODE)) == []
