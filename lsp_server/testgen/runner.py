@@ -4,9 +4,9 @@ Every candidate goes into one test module, run by testgen/sandbox.py (started as
 path) in a fresh temporary directory that is removed afterwards, with a scrubbed environment (no
 tokens, credentials, proxies or the server's settings), network connections blocked, a time
 limit per test (the sandbox's alarm) and one for the whole run (here: the process group is
-killed). One process for all candidates keeps the interpreter's start-up cost to once per
-command; the price is that a test that breaks the interpreter fails the others too, which the
-report then says.
+killed), and caps on CPU time, memory and file size (the sandbox's resource limits). One process
+for all candidates keeps the interpreter's start-up cost to once per command; the price is that
+a test that breaks the interpreter fails the others too, which the report then says.
 """
 
 from __future__ import annotations
@@ -99,6 +99,7 @@ async def run_tests(
                 CANDIDATE_FILE,
                 str(out),
                 str(per_test),
+                str(timeout_s),
                 cwd=workdir,
                 env=scrubbed_environment(workdir, project.import_root),
                 stdin=asyncio.subprocess.DEVNULL,

@@ -1,18 +1,20 @@
 """Runs candidate tests inside the project's interpreter; started as a script, never imported.
 
-    python /path/to/sandbox.py MODE TEST_FILE RESULTS_FILE SECONDS_PER_TEST
+    python /path/to/sandbox.py MODE TEST_FILE RESULTS_FILE SECONDS_PER_TEST [RUN_SECONDS]
 
-MODE is "pytest" or "unittest". Network connections fail, each test is stopped by an alarm
-after SECONDS_PER_TEST, and the outcome of every test goes to RESULTS_FILE as JSON:
-{"TestClass.test_x" or "test_x": {"outcome": ..., "message": ...}}, with "<collect>" for a
-module that could not be imported. The launcher (testgen.runner) owns the rest: the temporary
-directory it runs in, the scrubbed environment, the limit on the whole run.
+MODE is "pytest" or "unittest". Network connections fail, each test is stopped by an alarm after
+SECONDS_PER_TEST, and the run and its children are capped (where the platform has resource
+limits) at RUN_SECONDS of CPU, MEMORY_BYTES of address space and FILE_BYTES per file written, so
+a runaway test fails instead of taking the machine. The outcome of every test goes to
+RESULTS_FILE as JSON: {"TestClass.test_x" or "test_x": {"outcome": ..., "message": ...}}, with
+"<collect>" for a module that could not be imported. The launcher (testgen.runner) owns the
+rest: the temporary directory it runs in, the scrubbed environment, the limit on the whole run.
 
-The interpreter is the user's project's (the `tests.python` setting or its virtual
-environment), which has no flashcode installed and may be an older Python: so this file uses
-the standard library only (pytest is imported only in pytest mode, from the project), imports
-nothing of flashcode, and keeps to syntax that Python 3.7 reads. The alarm needs SIGALRM, so
-the run is POSIX only.
+The interpreter is the user's project's (the `tests.python` setting or its virtual environment),
+which has no flashcode installed and may be an older Python: so this file uses the standard
+library only (pytest is imported only in pytest mode, from the project), imports nothing of
+flashcode, and keeps to syntax that Python 3.7 reads. The alarm needs SIGALRM, so the run is
+POSIX only.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ if TYPE_CHECKING:
     from types import FrameType
 
 COLLECT_ERROR = "<collect>"
+MEMORY_BYTES = 8 * 2**30  # address space: a test that allocates more gets a MemoryError
+FILE_BYTES = 64 * 2**20  # one file written: more fails with "File too large"
 MESSAGE_CHARS = 600  # the end of a failure's report: where the error line is
 
 
@@ -63,6 +67,33 @@ def _guard(per_test: float) -> None:
     socket.socket.connect = _no_network  # type: ignore[method-assign]
     socket.socket.connect_ex = _no_network  # type: ignore[method-assign]
     socket.create_connection = _no_network
+
+
+def _limit_resources(cpu_seconds: int) -> None:
+    """Caps inherited by every child. A limit already lower stays; a platform without the
+    resource module (Windows) runs without them. Process counts are left alone: they are per
+    user, not per run, and the launcher kills the whole process group at the run's limit."""
+    try:
+        import resource
+    except ImportError:
+        return
+    if hasattr(signal, "SIGXFSZ"):  # a write past FILE_BYTES raises instead of killing the run
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    for name, value in (
+        ("RLIMIT_CPU", cpu_seconds),
+        ("RLIMIT_AS", MEMORY_BYTES),
+        ("RLIMIT_FSIZE", FILE_BYTES),
+    ):
+        limit = getattr(resource, name, None)
+        if limit is None:
+            continue
+        _, hard = resource.getrlimit(limit)
+        if hard != resource.RLIM_INFINITY:
+            value = min(value, hard)
+        try:
+            resource.setrlimit(limit, (value, value))
+        except (ValueError, OSError):
+            continue  # not allowed here: the time limit of the run still holds
 
 
 def _own_directory_off_the_path() -> None:
@@ -144,6 +175,8 @@ def run_unittest(test_file: str, per_test: float, results: Results) -> None:
 
 def main(argv: list[str]) -> None:
     mode, test_file, out_path, per_test = argv[0], argv[1], argv[2], float(argv[3])
+    if len(argv) > 4:
+        _limit_resources(int(float(argv[4])) + 1)
     _own_directory_off_the_path()
     _guard(per_test)
     results = Results()

@@ -94,3 +94,20 @@ def test_the_sandbox_runs_on_an_interpreter_without_flashcode() -> None:
     # pytest comes from the project, and only when it uses pytest.
     assert imported - {"pytest", "__future__"} <= set(sys.stdlib_module_names), imported
     assert runner.SANDBOX_SCRIPT.samefile(sandbox.__file__)
+
+
+def test_a_test_that_takes_too_much_memory_or_disk_fails_without_harm(project_dir: Path) -> None:
+    project = locate_project(project_dir / "textkit" / "numbers.py")
+    greedy = [
+        Candidate("clamp", "memory", "data = bytearray(10 * 2**30)\nassert data", "model"),
+        Candidate(
+            "clamp",
+            "disk",
+            "with open('big.bin', 'wb') as out:\n    out.write(bytes(2**20) * 100)",
+            "model",
+        ),
+        Candidate("clamp", "ok", "assert clamp(5, 0, 3) == 3", "model", names=("clamp",)),
+    ]
+    passed, report = asyncio.run(runner.run_candidates(project, greedy, timeout_s=20))
+    assert passed == [False, False, True], report.output
+    assert "MemoryError" in report.outcomes[next(iter(report.outcomes))].message
