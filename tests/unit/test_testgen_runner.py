@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import dataclasses
+import socket
 import sys
 from pathlib import Path
 
@@ -111,3 +112,26 @@ def test_a_test_that_takes_too_much_memory_or_disk_fails_without_harm(project_di
     passed, report = asyncio.run(runner.run_candidates(project, greedy, timeout_s=20))
     assert passed == [False, False, True], report.output
     assert "MemoryError" in report.outcomes[next(iter(report.outcomes))].message
+
+
+def test_a_test_that_goes_around_pythons_socket_block_still_has_no_network(
+    project_dir: Path,
+) -> None:
+    if not runner.network_isolation():
+        pytest.skip("this machine gives processes no network namespace of their own")
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    project = locate_project(project_dir / "textkit" / "numbers.py")
+    # The C-level socket type, which the sandbox's patch of socket.socket does not reach.
+    around = Candidate(
+        "clamp",
+        "raw",
+        f"import _socket\nraw = _socket.socket()\nraw.connect(('127.0.0.1', {port}))",
+        "model",
+    )
+    try:
+        passed, report = asyncio.run(runner.run_candidates(project, [around], timeout_s=20))
+    finally:
+        listener.close()
+    assert passed == [False], report.output
+    assert report.network_namespace
