@@ -16,6 +16,41 @@ def _last(log: list[dict[str, Any]], key: str) -> Any:
     return next((r[key] for r in reversed(log) if key in r), None)
 
 
+def data_lines(report: dict[str, Any]) -> list[str]:
+    """The card's data section from the corpus report (corpus stage, plus pack's token counts)."""
+    from inference.build.sources import EVAL_PROJECTS, VENDORED_DIRS
+
+    tokens = (report.get("packed") or {}).get("train", {}).get("tokens_per_repo", {})
+    rows = [
+        "| source | version | licence | files kept | bytes kept | training tokens |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, s in report["sources"].items():
+        count = tokens.get("cpython" if name == "stdlib" else name)
+        rows.append(
+            f"| {name} | {s['version']} | {s['licence']} | {s['files_kept']:,} | "
+            f"{s['bytes_kept']:,} | {f'{count:,}' if count is not None else '-'} |"
+        )
+    d = report["dedup"]
+    return [
+        *rows,
+        "",
+        f"- Deduplication: {d['files_in']:,} files ({d['bytes_in']:,} bytes) read; exact copies"
+        f" (whitespace-normalised hash) removed {d['exact_files']:,} files ({d['exact_bytes']:,}"
+        f" bytes), near copies (MinHash LSH, 5-gram shingles, Jaccard 0.85) removed"
+        f" {d['near_files']:,} files ({d['near_bytes']:,} bytes).",
+        "- Never read: vendored copies ("
+        + ", ".join(f"`{v}/`" for v in sorted(VENDORED_DIRS))
+        + ") and the projects `flashcode eval repo` measures on: "
+        + ", ".join(EVAL_PROJECTS)
+        + ".",
+        f"- Validation, held out by whole package: {', '.join(report['validation']['groups'])}"
+        f" ({report['validation']['files']:,} files, {report['validation']['bytes']:,} bytes).",
+        "- Rows in the Qwen2.5-Coder repository format (`<|repo_name|>`, `<|file_sep|>path`),"
+        " files of one directory together.",
+    ]
+
+
 def write_card(work: Path, out: Path, scores: dict[str, Any], notes: str = "") -> Path:
     config = json.loads((work / "train_config.json").read_text())
     state_file = work / "train_state.json"
@@ -131,6 +166,15 @@ def write_card(work: Path, out: Path, scores: dict[str, Any], notes: str = "") -
             f"{ag['greedy_token_agreement']:.3f} | `flashcode "
             "eval agreement --reference runs/tiny/onnx/fp32` |",
             f"| int4 / fp32 file size | {ag['size_ratio']:.3f} | same |",
+        ]
+    report_file = work / "corpus" / "report.json"
+    if report_file.exists():  # the next model's corpus replaces the stdlib-only description
+        start = lines.index("## Data and license") + 2
+        end = lines.index("## Model") - 1
+        report = json.loads(report_file.read_text())
+        lines[start:end] = [
+            *data_lines(report),
+            "- The weights are released with flashcode under the same terms as the project.",
         ]
     if notes:
         lines += ["", "## Notes", "", notes.strip()]
