@@ -14,7 +14,9 @@ from typing import Any, get_args
 from lsp_server.settings import Device, LogLevel, json_schema
 
 BENCHMARKS = ("engine", "lsp", "cache", "commands")
-EVALS = ("humaneval-infilling", "nextline", "agreement")
+EVALS = ("humaneval-infilling", "nextline", "agreement", "repo")
+# Evaluations with a module of their own; the others are subcommands of benchmarks.evaluate.
+EVAL_MODULES = {"repo": "benchmarks.repo_eval"}
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -118,6 +120,12 @@ def _module_main(module: str, argv: list[str]) -> int:
     return int(importlib.import_module(module).main(argv) or 0)
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    if args.name in EVAL_MODULES:
+        return _module_main(EVAL_MODULES[args.name], args.rest)
+    return _module_main("benchmarks.evaluate", [args.name, *args.rest])
+
+
 def _doctor(args: argparse.Namespace) -> int:
     from lsp_server.doctor import run_checks
 
@@ -185,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("eval", help="score a model (prints JSON)")
     evaluate.add_argument("name", choices=EVALS)
     evaluate.add_argument("rest", nargs=argparse.REMAINDER)
-    evaluate.set_defaults(func=lambda a: _module_main("benchmarks.evaluate", [a.name, *a.rest]))
+    evaluate.set_defaults(func=_evaluate)
 
     sub.add_parser("doctor", help="check the installation").set_defaults(func=_doctor)
     sub.add_parser("stats", help="completion cache statistics").set_defaults(func=_stats)

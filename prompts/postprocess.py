@@ -2,12 +2,14 @@
 
 `postprocess` runs the rules in order. Each rule takes the completion text (and what it needs
 of the context) and returns a shorter or equal text; "" means show nothing.
+`postprocess_with_reason` also names the rule that emptied an answer, so that the diagnostics
+(flashcode/stats, `flashcode eval repo`) can count which rule drops what.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from prompts.context import cursor_line, rest_of_line
@@ -256,18 +258,52 @@ def drop_if_empty(text: str) -> str:
     return text if text.strip() else ""
 
 
+def _rules(ctx: PostprocessContext) -> list[tuple[str, Callable[[str], str]]]:
+    """The rules `postprocess` runs for this context, in order, each with its name."""
+    stops = (*ALL_SPECIAL_TEXTS, *ctx.stop_strings)
+    line = cursor_line(ctx.prefix)
+    rules: list[tuple[str, Callable[[str], str]]] = [
+        ("cut_at_stop_strings", lambda text: cut_at_stop_strings(text, stops))
+    ]
+    if not ctx.multiline:
+        rules.append(("keep_first_line", keep_first_line))
+    rules += [
+        ("drop_typed_whitespace", lambda text: drop_typed_whitespace(text, ctx.prefix)),
+        ("drop_indentation_mid_line", lambda text: drop_indentation_mid_line(text, ctx.prefix)),
+        ("drop_repetition", lambda text: drop_repetition(text, line)),
+    ]
+    if ctx.multiline:
+        rules.append(
+            ("stop_at_block_end", lambda text: stop_at_block_end(text, ctx.prefix, ctx.suffix))
+        )
+    rules += [
+        ("cut_at_suffix_repeat", lambda text: cut_at_suffix_repeat(text, ctx.prefix, ctx.suffix)),
+        (
+            "balance_brackets",
+            lambda text: balance_brackets(text, ctx.prefix, ctx.suffix, ctx.language),
+        ),
+        (
+            "trim_line_suffix_overlap",
+            lambda text: trim_line_suffix_overlap(text, ctx.suffix, ctx.language),
+        ),
+        ("strip_trailing_whitespace", lambda text: strip_trailing_whitespace(text, ctx.suffix)),
+        ("drop_if_empty", drop_if_empty),
+    ]
+    return rules
+
+
+def postprocess_with_reason(raw: str, ctx: PostprocessContext) -> tuple[str, str | None]:
+    """The completion to show, and the name of the rule that emptied it: None when something
+    is left to show, or when `raw` was empty already (nothing for a rule to drop)."""
+    text = raw
+    for name, rule in _rules(ctx):
+        shortened = rule(text)
+        if text and not shortened:
+            return "", name  # every rule maps "" to "": the first to empty it is the one
+        text = shortened
+    return text, None
+
+
 def postprocess(raw: str, ctx: PostprocessContext) -> str:
     """The completion to show, or "" to show nothing."""
-    text = cut_at_stop_strings(raw, (*ALL_SPECIAL_TEXTS, *ctx.stop_strings))
-    if not ctx.multiline:
-        text = keep_first_line(text)
-    text = drop_typed_whitespace(text, ctx.prefix)
-    text = drop_indentation_mid_line(text, ctx.prefix)
-    text = drop_repetition(text, cursor_line(ctx.prefix))
-    if ctx.multiline:
-        text = stop_at_block_end(text, ctx.prefix, ctx.suffix)
-    text = cut_at_suffix_repeat(text, ctx.prefix, ctx.suffix)
-    text = balance_brackets(text, ctx.prefix, ctx.suffix, ctx.language)
-    text = trim_line_suffix_overlap(text, ctx.suffix, ctx.language)
-    text = strip_trailing_whitespace(text, ctx.suffix)
-    return drop_if_empty(text)
+    return postprocess_with_reason(raw, ctx)[0]

@@ -8,6 +8,9 @@ A linear pipeline over a context built once (DESIGN.md, llm-ls's get_completions
 Each step lives in its own module and is called once; a step that ends the request says so by
 its answer (a typing-ahead rest, a cache hit, an empty post-processed text). The LSP handlers for
 inline and classic completion and `flashcode complete` all call `CompletionService.suggest`.
+
+An empty answer carries the reason it is empty (EMPTY_REASONS, or the name of the post-processing
+rule that emptied it), counted in CompletionStats for flashcode/stats and `flashcode eval repo`.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from lsp_server.completion.cache import CacheState
 from lsp_server.completion.context import CompletionContext, build_context
 from lsp_server.completion.exact_step import exact_lookup
 from lsp_server.completion.pattern_step import pattern_hit
-from lsp_server.completion.postprocess_step import shown_text
+from lsp_server.completion.postprocess_step import shown_text_with_reason
 from lsp_server.completion.prompt_step import fit_prompt, generation_request
 from lsp_server.completion.routing import choose_route
 from lsp_server.completion.store_step import store_answer
@@ -34,6 +37,11 @@ from prompts.context import Document, completable_mid_line, cursor_line
 from prompts.typeahead import ShownSuggestion, remaining_suggestion
 
 log = logging.getLogger(__name__)
+
+# Why an answer is empty, besides a post-processing rule's name: the model is not loaded yet; the
+# code after the cursor rules out a completion (completable_mid_line); the exact cache's stored
+# answer, or the model's own, was blank before any rule ran.
+EMPTY_REASONS = ("not-ready", "mid-line-filter", "cache-empty", "model-empty")
 
 
 @dataclass(frozen=True)
@@ -53,6 +61,8 @@ class CompletionStats:
     accepted: int = 0
     by_source: dict[str, int] = field(default_factory=dict)
     last_latency_ms: float = 0.0
+    empty_by_reason: dict[str, int] = field(default_factory=dict)
+    last_empty_reason: str = ""  # of the latest empty answer; "" before the first
 
 
 class CompletionService:
@@ -107,7 +117,8 @@ class CompletionService:
     async def _run(
         self, context: CompletionContext, settings: Settings
     ) -> tuple[str, str, str | None]:
-        """(text, source, id of the suggestion it continues); an empty text shows nothing."""
+        """(text, source, id of the suggestion it continues); an empty text shows nothing, and
+        its source is then the reason why."""
         shown = self._shown.get(context.document.uri)
         if shown is not None:
             rest = remaining_suggestion(shown, context.prefix, context.suffix)
@@ -116,9 +127,9 @@ class CompletionService:
 
         router = self.models.flash
         if router is None or not self.models.ready:
-            return "", "", None
+            return "", "not-ready", None
         if not context.invoked and not completable_mid_line(context.suffix):
-            return "", "", None
+            return "", "mid-line-filter", None
 
         route = choose_route(router, context, settings)
         pattern = pattern_hit(self.cache, context)
@@ -129,14 +140,13 @@ class CompletionService:
         request = generation_request(prompt, route, settings)
         lookup = exact_lookup(self.cache, context, prompt, request, route.engine.model.fingerprint)
         if lookup.hit is not None:
-            return (
-                shown_text(lookup.hit.text, context.prefix, context.suffix, prompt),
-                "cache",
-                None,
+            text, rule = shown_text_with_reason(
+                lookup.hit.text, context.prefix, context.suffix, prompt
             )
+            return text, "cache" if text else _empty_reason(lookup.hit.text, rule, "cache"), None
 
         result = await route.engine.generate(request)
-        text = shown_text(result.text, context.prefix, context.suffix, prompt)
+        text, rule = shown_text_with_reason(result.text, context.prefix, context.suffix, prompt)
         store_answer(self.cache, context, lookup, result.text, text, result.finish_reason)
         log.info(
             "completion %s:%d prompt=%d reused=%d new=%d finish=%s %.0fms",
@@ -148,13 +158,15 @@ class CompletionService:
             result.finish_reason,
             result.total_ms,
         )
-        return text, "model", None
+        return text, "model" if text else _empty_reason(result.text, rule, "model"), None
 
     def _answer(
         self, context: CompletionContext, text: str, source: str, shown_id: str | None
     ) -> Suggestion | None:
         if not text:
             self.stats.empty += 1
+            self.stats.empty_by_reason[source] = self.stats.empty_by_reason.get(source, 0) + 1
+            self.stats.last_empty_reason = source
             return None
         suggestion_id = shown_id or uuid.uuid4().hex[:12]
         self._shown[context.document.uri] = ShownSuggestion(
@@ -165,3 +177,11 @@ class CompletionService:
         return Suggestion(
             id=suggestion_id, text=text, source=source, line_prefix=cursor_line(context.prefix)
         )
+
+
+def _empty_reason(raw: str, rule: str | None, layer: str) -> str:
+    """Why a raw answer of `layer` ("cache" or "model") showed nothing: it was blank, or `rule`
+    emptied it."""
+    if not raw.strip() or rule is None:
+        return f"{layer}-empty"
+    return rule

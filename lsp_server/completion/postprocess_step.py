@@ -4,12 +4,20 @@ it for the cursor as it is now."""
 from __future__ import annotations
 
 from prompts.budget import CompletionPrompt
-from prompts.postprocess import PostprocessContext, postprocess
+from prompts.postprocess import PostprocessContext, postprocess_with_reason
 
 
 def shown_text(raw: str, prefix: str, suffix: str, prompt: CompletionPrompt) -> str:
     """The raw answer, post-processed for the cursor between `prefix` and `suffix`."""
-    return postprocess(
+    return shown_text_with_reason(raw, prefix, suffix, prompt)[0]
+
+
+def shown_text_with_reason(
+    raw: str, prefix: str, suffix: str, prompt: CompletionPrompt
+) -> tuple[str, str | None]:
+    """As `shown_text`, with the name of the post-processing rule that emptied the answer (None
+    when something is shown, or when `raw` was empty already)."""
+    return postprocess_with_reason(
         raw,
         PostprocessContext(
             prefix=prefix,

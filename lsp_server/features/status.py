@@ -88,6 +88,8 @@ def stats_payload(server: FlashcodeServer) -> dict[str, Any]:
             "cancelled": stats.cancelled,
             "accepted": stats.accepted,
             "bySource": dict(stats.by_source),
+            "emptyByReason": dict(stats.empty_by_reason),
+            "lastEmptyReason": stats.last_empty_reason,
             "lastLatencyMs": round(stats.last_latency_ms, 1),
         },
         "model": status_payload(server),

@@ -221,3 +221,52 @@ async def test_one_completion_enters_each_step_module_once_and_in_order(tmp_path
         "store_step",
     ]
     service.close()
+
+
+# --- why an answer is empty (flashcode/stats' emptyByReason, `flashcode eval repo`) ---------
+
+
+async def test_an_empty_answer_while_the_model_loads_says_not_ready(tmp_path: Path) -> None:
+    service, settings = service_with({"primary": FakeEngine()}, tmp_path)
+    service.models.state = ModelState.LOADING
+    assert await service.suggest(document(), len(REPR), [], settings) is None
+    assert service.stats.last_empty_reason == "not-ready"
+    assert service.stats.empty_by_reason == {"not-ready": 1}
+    service.close()
+
+
+async def test_code_after_the_cursor_counts_as_the_mid_line_filter(tmp_path: Path) -> None:
+    service, settings = service_with({"primary": FakeEngine()}, tmp_path)
+    text = "value = compute(a, b) + 1\n"
+    assert await service.suggest(document(text), text.index("compute"), [], settings) is None
+    assert service.stats.empty_by_reason == {"mid-line-filter": 1}
+    service.close()
+
+
+async def test_a_blank_model_answer_counts_as_model_empty(tmp_path: Path) -> None:
+    service, settings = service_with({"primary": FakeEngine(answer="  ")}, tmp_path)
+    assert await service.suggest(document(), len(REPR), [], settings) is None
+    assert service.stats.empty_by_reason == {"model-empty": 1}
+    service.close()
+
+
+async def test_an_answer_a_rule_drops_counts_under_that_rules_name(tmp_path: Path) -> None:
+    # After code on the cursor's line, an answer that starts with an indentation fits nowhere.
+    engine = FakeEngine(answer="        self.assertEqual(a, b)")
+    service, settings = service_with({"primary": engine}, tmp_path)
+    text = "def f(a):\n    return str("
+    assert await service.suggest(document(text), len(text), [], settings) is None
+    assert service.stats.last_empty_reason == "drop_indentation_mid_line"
+    assert service.stats.empty_by_reason == {"drop_indentation_mid_line": 1}
+    service.close()
+
+
+async def test_a_blank_answer_from_the_exact_cache_counts_as_cache_empty(tmp_path: Path) -> None:
+    engine = FakeEngine(answer="")
+    service, settings = service_with({"primary": engine}, tmp_path)
+    assert await service.suggest(document(), len(REPR), [], settings) is None
+    assert await service.suggest(document(), len(REPR), [], settings) is None
+    assert len(engine.requests) == 1  # the second came from the cache
+    assert service.stats.empty_by_reason == {"model-empty": 1, "cache-empty": 1}
+    assert service.stats.last_empty_reason == "cache-empty"
+    service.close()

@@ -13,6 +13,7 @@ from prompts.postprocess import (
     drop_typed_whitespace,
     keep_first_line,
     postprocess,
+    postprocess_with_reason,
     stop_at_block_end,
     strip_trailing_whitespace,
     trim_line_suffix_overlap,
@@ -278,3 +279,29 @@ def test_indentation_after_code_on_the_cursor_line_is_a_misplaced_line() -> None
     assert drop_indentation_mid_line(junk, "") == junk  # at a line start it is indentation
     assert drop_indentation_mid_line(junk, "class A:\n    ") == junk
     assert drop_indentation_mid_line("\n        pass", "    def f():") == "\n        pass"
+
+
+# --- the rule that emptied an answer ---
+
+
+def _ctx(prefix: str, suffix: str = "\n", multiline: bool = False) -> PostprocessContext:
+    return PostprocessContext(prefix=prefix, suffix=suffix, multiline=multiline, language="python")
+
+
+def test_the_first_rule_that_empties_an_answer_is_named() -> None:
+    assert postprocess_with_reason("\n    pass", _ctx("x = ")) == ("", "keep_first_line")
+    assert postprocess_with_reason("<|endoftext|>x", _ctx("x = ")) == ("", "cut_at_stop_strings")
+    mid_line = postprocess_with_reason("        self.assertEqual(a, b)", _ctx("    x = str("))
+    assert mid_line == ("", "drop_indentation_mid_line")
+
+
+def test_an_answer_left_to_show_or_already_empty_has_no_reason() -> None:
+    assert postprocess_with_reason("1\n", _ctx("x = ")) == ("1", None)
+    assert postprocess_with_reason("", _ctx("x = ")) == ("", None)
+
+
+def test_postprocess_shows_what_postprocess_with_reason_shows() -> None:
+    for raw in ("1)\n", "foo(a, b", "   ", "\n    return 1", "self.name\n\n    def f(self):"):
+        for multiline in (False, True):
+            context = _ctx("    return ", multiline=multiline)
+            assert postprocess(raw, context) == postprocess_with_reason(raw, context)[0]

@@ -1,0 +1,405 @@
+"""`flashcode eval repo`: completion quality on real projects, through the real server, as an
+editor gets it. Prints JSON.
+
+For every case (benchmarks/repo_cases.py: the projects, the holes, the copy peer) a fresh server
+is started over stdio with a fresh cache directory, on a scratch copy of the project laid out as
+a workspace folder without the file under test (`rootUri` and `workspaceFolders` in initialize).
+The file is opened as a buffer with the hole in it (`textDocument/didOpen`), the client waits
+for `flashcode/status` "ready" and for the server's background pass over the workspace to end
+(as a user who opens a project and starts typing a few seconds later), then sends one
+`textDocument/inlineCompletion` with trigger kind Automatic, as typed. Nothing carries over from
+one case to the next: no server, no cache, no open document, so a hole's own line can never be
+learned from an earlier case of the same file. The server runs on its default settings: the
+user's FLASHCODE_* variables and config file are kept out.
+
+Latency is from sending that request to its answer. Before it, one warm-up request on a buffer
+of its own (not from any project, closed again) pays the one-off costs of a process's first
+model call, which an editor's user pays once per session, not per keystroke; measured here they
+double the p50 (`--no-warmup` measures the first request instead). After the measured request,
+`flashcode/stats` tells why an empty answer was empty (`lastEmptyReason`: the name of the
+post-processing rule that emptied it, or "not-ready", "mid-line-filter", "cache-empty",
+"model-empty"; "model-error" when the model failed to load).
+
+Holes are scored as what the user sees: the first line of the suggestion, leading
+blanks included, against the removed rest of the line; every case counts, an empty answer as a
+miss with similarity 0. `--details FILE` writes each case's hole and answers as JSON lines.
+
+The copy-only peer (repo_cases.copy_peer) is scored on the same cases with the same metrics:
+exact match and edit similarity of the first line, answered share. Its latency is its own
+compute time in this process.
+
+`--jobs N` runs N cases at once; keep the default 1 on a small machine, since concurrent servers
+share the cores and the latency figures would measure that instead. The ablation flags of
+issue 11 (`--no-workspace`, `--no-mixing`, `--no-healing`) are not offered yet: the workspace
+index, decode-time mixing and token healing they would switch off do not exist so far.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types
+from pygls.lsp.client import LanguageClient
+
+from benchmarks.lsp import percentile
+from benchmarks.repo_cases import (
+    DEFAULT_PROJECTS,
+    KINDS,
+    Case,
+    Project,
+    build_cases,
+    build_workspace,
+    copy_peer,
+    edit_similarity,
+    exact_match,
+    find_project,
+)
+from inference.router import default_model_dir
+
+ROOT = Path(__file__).resolve().parent.parent
+READY_TIMEOUT_S = 300.0
+WORKSPACE_PASS_TIMEOUT_S = 120.0
+POLL_S = 0.05
+STOP_TIMEOUT_S = 10.0
+CASE_TIMEOUT_S = 600.0  # a case that takes longer counts as an error, and the run goes on
+# The warm-up request's buffer: not from any project, closed before the measured request.
+WARMUP_PATH = "flashcode_warmup.py"
+WARMUP_TEXT = "def add(a, b):\n    return "
+
+
+@dataclass(frozen=True)
+class Outcome:
+    case: Case
+    answer: str  # the first item's insertText, "" for none
+    latency_ms: float
+    empty_reason: str = ""  # why the answer was empty, as the server says
+
+
+def _plain(value: Any) -> Any:
+    """pygls hands custom-method results over as named tuples: back to dicts and lists."""
+    if hasattr(value, "_asdict"):
+        return {k: _plain(v) for k, v in value._asdict().items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+class CaseServer:
+    """One fresh server over stdio for one case, started on its workspace as an editor would."""
+
+    def __init__(self) -> None:
+        self.client = LanguageClient("flashcode-eval-repo", "1")
+        self.state = asyncio.Event()  # set on "ready" or "error"
+        self.final_state = ""
+
+        @self.client.feature("flashcode/status")
+        def on_status(_: LanguageClient, params: Any) -> None:
+            state = getattr(params, "state", "")
+            if state in ("ready", "error"):
+                self.final_state = state
+                self.state.set()
+
+    async def start(self, model: Path, cache: Path, cwd: Path) -> None:
+        # Default settings: none of the user's FLASHCODE_* variables, no user config file.
+        env = {key: value for key, value in os.environ.items() if not key.startswith("FLASHCODE_")}
+        env |= {
+            "PYTHONPATH": os.pathsep.join(
+                part for part in (str(ROOT), os.environ.get("PYTHONPATH", "")) if part
+            ),
+            "FLASHCODE_CACHE__DIRECTORY": str(cache),
+            "FLASHCODE_CONFIG": str(cwd / "no-config.json"),
+        }
+        # cwd is the scratch folder, not the workspace: `python -m` puts the working directory
+        # first on sys.path, and the workspace's copy of jinja2 must not shadow the installed one.
+        await self.client.start_io(
+            sys.executable, "-m", "lsp_server", "--model", str(model), "--log-level", "warning",
+            env=env, cwd=str(cwd),
+        )  # fmt: skip
+
+    async def stats(self) -> dict[str, Any]:
+        result = await self.client.protocol.send_request_async("flashcode/stats", {})
+        plain: dict[str, Any] = _plain(result)
+        return plain
+
+    async def wait_for_workspace_pass(self) -> None:
+        """Until the background pass over the workspace's files has ended (or never started)."""
+        deadline = time.perf_counter() + WORKSPACE_PASS_TIMEOUT_S
+        while time.perf_counter() < deadline:
+            learning = (await self.stats()).get("cache", {}).get("workspace")
+            if learning is None or learning.get("done"):
+                return
+            await asyncio.sleep(POLL_S)
+
+    async def stop(self) -> None:
+        """Shut down as an editor does; a server that does not answer in time is killed."""
+        try:
+            await asyncio.wait_for(self.client.shutdown_async(None), STOP_TIMEOUT_S)
+            self.client.exit(None)
+        except Exception:
+            process = getattr(self.client, "_server", None)  # pygls keeps no public handle
+            if process is not None and process.returncode is None:
+                process.kill()
+        await self.client.stop()
+
+
+async def inline_completion(
+    client: LanguageClient, uri: str, line: int, character: int
+) -> tuple[str, float]:
+    """The first item's text ("" for none) of an as-typed request, and its latency in ms."""
+    sent = time.perf_counter()
+    result = await client.text_document_inline_completion_async(
+        types.InlineCompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            position=types.Position(line=line, character=character),
+            context=types.InlineCompletionContext(
+                trigger_kind=types.InlineCompletionTriggerKind.Automatic
+            ),
+        )
+    )
+    latency_ms = (time.perf_counter() - sent) * 1000
+    items = result.items if isinstance(result, types.InlineCompletionList) else (result or [])
+    if items and isinstance(items[0].insert_text, str):
+        return items[0].insert_text, latency_ms
+    return "", latency_ms
+
+
+async def warm_up(client: LanguageClient, folder: Path) -> None:
+    """One request on a buffer of its own, closed again: the first model call of a process
+    pays one-off costs that an editor's user pays once per session, not per keystroke."""
+    uri = (folder / WARMUP_PATH).as_uri()
+    client.text_document_did_open(
+        types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(
+                uri=uri, language_id="python", version=1, text=WARMUP_TEXT
+            )
+        )
+    )
+    last = WARMUP_TEXT.split("\n")[-1]
+    await inline_completion(client, uri, WARMUP_TEXT.count("\n"), len(last))
+    client.text_document_did_close(
+        types.DidCloseTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri))
+    )
+
+
+async def run_case(case: Case, project: Project, model: Path, warmup: bool) -> Outcome:
+    with tempfile.TemporaryDirectory(prefix="flashcode-eval-repo-") as scratch_name:
+        scratch = Path(scratch_name)
+        workspace = build_workspace(project, case.path, scratch / "workspace")
+        server = CaseServer()
+        try:
+            await server.start(model, scratch / "cache", scratch)
+            return await asyncio.wait_for(
+                ask(server, case, project, workspace, scratch, warmup), CASE_TIMEOUT_S
+            )
+        except Exception as exc:  # one broken case must not cost the run: it counts as empty
+            return Outcome(case, "", float("nan"), f"error: {type(exc).__name__}")
+        finally:
+            await server.stop()
+
+
+async def ask(
+    server: CaseServer, case: Case, project: Project, workspace: Path, scratch: Path, warmup: bool
+) -> Outcome:
+    """Initialize on the workspace, open the buffer, wait as an editor's user does, then ask."""
+    client = server.client
+    root_uri = workspace.as_uri()
+    await client.initialize_async(
+        types.InitializeParams(
+            process_id=os.getpid(),
+            root_uri=root_uri,
+            workspace_folders=[types.WorkspaceFolder(uri=root_uri, name=project.name)],
+            capabilities=types.ClientCapabilities(
+                workspace=types.WorkspaceClientCapabilities(workspace_folders=True)
+            ),
+        )
+    )
+    client.initialized(types.InitializedParams())
+    uri = (workspace / case.workspace_path).as_uri()
+    client.text_document_did_open(
+        types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(
+                uri=uri, language_id="python", version=1, text=case.text
+            )
+        )
+    )
+    # On a timeout it asks anyway: the answer is then empty, counted as "not-ready".
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(server.state.wait(), READY_TIMEOUT_S)
+    await server.wait_for_workspace_pass()
+    if warmup:
+        await warm_up(client, scratch)
+    line_start = case.prefix.rfind("\n") + 1
+    character = len(case.prefix[line_start:].encode("utf-16-le")) // 2
+    answer, latency_ms = await inline_completion(client, uri, case.line, character)
+    reason = ""
+    if not answer:
+        completions = (await server.stats()).get("completions", {})
+        reason = completions.get("lastEmptyReason") or "unreported"
+        if server.final_state == "error":
+            reason = "model-error"
+    return Outcome(case, answer, latency_ms, reason)
+
+
+def peer_outcomes(cases: Sequence[Case], projects: dict[str, Project]) -> list[Outcome]:
+    texts = {
+        name: {p: project.read(p) for p in project.files} for name, project in projects.items()
+    }
+    outcomes = []
+    for case in cases:
+        others = [text for path, text in texts[case.project].items() if path != case.path]
+        started = time.perf_counter()
+        answer = copy_peer(case.prefix, case.suffix, others)
+        latency_ms = (time.perf_counter() - started) * 1000
+        outcomes.append(Outcome(case, answer, latency_ms, "" if answer else "no-match"))
+    return outcomes
+
+
+def summarize(outcomes: Sequence[Outcome]) -> dict[str, Any]:
+    """The scores of a set of outcomes: every case counts, an empty answer scores 0."""
+    count = len(outcomes)
+    if not count:
+        return {"cases": 0}
+    answered = [o for o in outcomes if o.answer]
+    similarities = [edit_similarity(o.answer, o.case.expected) for o in outcomes]
+    latencies = [o.latency_ms for o in outcomes if not math.isnan(o.latency_ms)]
+    return {
+        "cases": count,
+        "answered_share": round(len(answered) / count, 3),
+        "exact_match": round(
+            sum(exact_match(o.answer, o.case.expected) for o in outcomes) / count, 3
+        ),
+        "edit_similarity": round(statistics.fmean(similarities), 3),
+        # Of the answers shown: how close what the user saw was.
+        "edit_similarity_answered": round(
+            statistics.fmean(edit_similarity(o.answer, o.case.expected) for o in answered), 3
+        )
+        if answered
+        else None,
+        # Of the requests the server answered (a case that broke has no latency).
+        "latency_p50_ms": round(percentile(latencies, 0.5), 1) if latencies else None,
+        "latency_p95_ms": round(percentile(latencies, 0.95), 1) if latencies else None,
+        "empty_reasons": dict(
+            Counter(o.empty_reason for o in outcomes if not o.answer).most_common()
+        ),
+    }
+
+
+def report(outcomes: Sequence[Outcome]) -> dict[str, Any]:
+    result = {"overall": summarize(outcomes)}
+    for kind in KINDS:
+        result[kind] = summarize([o for o in outcomes if o.case.kind == kind])
+    return result
+
+
+def detail(flash: Outcome, peer: Outcome) -> dict[str, Any]:
+    case = flash.case
+    return {
+        "id": case.id,
+        "project": case.project,
+        "path": case.path,
+        "line": case.line + 1,
+        "column": case.column,
+        "kind": case.kind,
+        "typed": case.prefix[case.prefix.rfind("\n") + 1 :],
+        "expected": case.expected,
+        "flashcode": flash.answer,
+        "flashcode_ms": round(flash.latency_ms, 1),
+        "empty_reason": flash.empty_reason,
+        "copy_peer": peer.answer,
+    }
+
+
+async def run_all(
+    cases: Sequence[Case], projects: dict[str, Project], model: Path, jobs: int, warmup: bool
+) -> list[Outcome]:
+    semaphore = asyncio.Semaphore(jobs)
+    done = 0
+
+    async def one(case: Case) -> Outcome:
+        nonlocal done
+        async with semaphore:
+            outcome = await run_case(case, projects[case.project], model, warmup)
+        done += 1
+        print(f"\r{done}/{len(cases)} cases", end="", file=sys.stderr, flush=True)
+        return outcome
+
+    outcomes = await asyncio.gather(*(one(case) for case in cases))
+    print(file=sys.stderr)
+    return list(outcomes)
+
+
+def main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="flashcode eval repo", description=__doc__.split("\n")[0])
+    parser.add_argument("--cases", type=int, default=300, help="holes in all (default 300)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--projects",
+        default=",".join(DEFAULT_PROJECTS),
+        help="installed packages to take holes from, comma-separated (import names)",
+    )
+    parser.add_argument("--model", type=Path, default=default_model_dir())
+    parser.add_argument("--jobs", type=int, default=1, help="servers at once (default 1)")
+    parser.add_argument(
+        "--no-warmup",
+        action="store_true",
+        help="measure the first request a server answers, one-off costs included",
+    )
+    parser.add_argument("--details", type=Path, help="also write every case's answers here (JSONL)")
+    parser.add_argument(
+        "--json", action="store_true", help="print JSON only (the default output too)"
+    )
+    args = parser.parse_args(list(argv))
+    if args.cases < 1 or args.jobs < 1:
+        parser.error("--cases and --jobs must be at least 1")
+    if not args.model.is_dir():
+        parser.error(f"--model {args.model} is not a model directory")
+    try:
+        chosen = [find_project(name.strip()) for name in args.projects.split(",") if name.strip()]
+        cases = build_cases(chosen, args.cases, args.seed)
+    except ValueError as exc:
+        parser.error(str(exc))
+    projects = {project.name: project for project in chosen}
+    started = time.perf_counter()
+    flash = asyncio.run(run_all(cases, projects, args.model, args.jobs, not args.no_warmup))
+    peer = peer_outcomes(cases, projects)
+    result = {
+        "config": {
+            "projects": [project.describe() for project in chosen],
+            "cases": len(cases),
+            "by_kind": dict(Counter(case.kind for case in cases)),
+            "seed": args.seed,
+            "model": str(args.model),
+            "jobs": args.jobs,
+            "holes": "mid-line: a random column, the rest of the line removed; whole-line: "
+            "after the indentation, the line removed; the rest of the file stays",
+            "server": "a fresh server and cache directory per case, default settings",
+            "warmup": not args.no_warmup,
+            "wall_s": round(time.perf_counter() - started, 1),
+        },
+        "flashcode": report(flash),
+        "copy_peer": report(peer),
+    }
+    if args.details:
+        with args.details.open("w", encoding="utf-8") as out:
+            for flash_outcome, peer_outcome in zip(flash, peer, strict=True):
+                out.write(json.dumps(detail(flash_outcome, peer_outcome)) + "\n")
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
