@@ -103,18 +103,29 @@ def write_card(work: Path, out: Path, scores: dict[str, Any], notes: str = "") -
         f"- Fill-in-the-middle rate {fim['fim_rate']} (SPM "
         f"share {fim['spm_rate']}, empty-suffix share "
         f"{fim.get('empty_suffix_rate', 0)}, line-aligned "
-        f"share {fim['line_span_rate']}), chunks of "
-        f"about {fim['chunk_chars']} characters, rows of {shape['context_length']} tokens.",
+        f"share {fim['line_span_rate']}, in-line share {fim.get('in_line_rate', 0)}), "
+        f"end-of-middle loss weight {fim.get('end_of_middle_weight', 1)}, windows of "
+        f"{shape['context_length']} tokens.",
         f"- AdamW (betas 0.9/0.95, weight decay {config['weight_decay']}), peak LR {config['lr']}, "
-        f"warmup {config['warmup_steps']} steps, cosine to "
-        f"{config['min_lr_ratio']} of peak over wall-clock "
-        f"time, batch {config['batch_size']} x {shape['context_length']}, seed {config['seed']}.",
+        f"warmup {config['warmup_steps']} steps, then "
+        + (
+            f"stable, and a 1 - sqrt decay to {config['min_lr_ratio']} of peak over the last "
+            f"{config['decay_minutes']:g} minutes"
+            if config.get("decay_minutes")
+            else f"the schedule of the run's records (floor {config['min_lr_ratio']} of peak)"
+        )
+        + f", batch {config['batch_size']} x {shape['context_length']}, seed {config['seed']}.",
         f"- Tokens seen: {state['tokens']:,} ({state['step']:,} steps, epoch {state['epoch']}).",
         f"- Training time: {state['elapsed_s'] / 60:.0f} minutes on a 2-core x86_64 CPU (AMD EPYC, "
         "AVX2), torch 2.13 CPU build, shared with other work on the same machine.",
         f"- Validation loss (nats/token): {_last(log, 'val_loss'):.3f}. Curve (tokens, loss): "
         + ", ".join(f"({t:,}, {v})" for t, v in val_curve[-8:])
-        + ".",
+        + "."
+        + (
+            f" Validation bits per byte: {_last(log, 'val_bpb'):.3f}."
+            if _last(log, "val_bpb") is not None
+            else ""
+        ),
         "",
         "## Files and sizes",
         "",

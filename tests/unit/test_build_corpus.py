@@ -147,3 +147,24 @@ def test_the_split_holds_out_whole_groups() -> None:
     assert [f.text for f in validation] == ["a", "c"]
     assert {"stdlib/email", "torch/distributions"} <= VALIDATION_GROUPS
     assert train == split_by_group(list(files))[0]  # deterministic
+
+
+def test_the_card_lists_each_source_its_licence_tokens_and_the_excluded_projects() -> None:
+    from inference.build.card import data_lines
+
+    source = {"version": "2.13.0", "licence": "BSD-3-Clause", "files_kept": 3, "bytes_kept": 1200}
+    report = {
+        "sources": {
+            "stdlib": source | {"version": "3.11.7", "licence": "PSF-2.0"},
+            "torch": source,
+        },
+        "dedup": {k: 1 for k in ("files_in", "bytes_in", "exact_files", "exact_bytes")}
+        | {"near_files": 2, "near_bytes": 30},
+        "validation": {"groups": ["stdlib/email"], "files": 1, "bytes": 10},
+        "packed": {"train": {"tokens_per_repo": {"cpython": 1234, "torch": 5678}}},
+    }
+    text = "\n".join(data_lines(report))
+    assert "| stdlib | 3.11.7 | PSF-2.0 | 3 | 1,200 | 1,234 |" in text
+    assert "| torch | 2.13.0 | BSD-3-Clause | 3 | 1,200 | 5,678 |" in text
+    assert all(project in text for project in EVAL_PROJECTS)
+    assert "removed 2 files (30 bytes)" in text and "stdlib/email" in text
