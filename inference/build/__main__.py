@@ -2,9 +2,10 @@
 
 Stages, each reading what the one before wrote in the work directory:
 corpus (work/corpus/: train.jsonl, validation.jsonl, report.json) -> tokenizer (work/hf/) ->
-pack (work/packed/: tokens.bin, index.json) -> train (work/checkpoint.pt, compact.pt, hf/) ->
-export (work/onnx/, then --out) -> card (MODEL_CARD.md in --out). `all` runs them in order and
-skips corpus, tokenizer and pack when their output exists, so a resumed run reuses them.
+pack (work/packed/: tokens.bin, its .xz to carry, index.json) -> train (work/checkpoint.pt,
+compact.pt, stable.pt, hf/) -> export (work/onnx/, then --out) -> card (MODEL_CARD.md in --out).
+`all` runs them in order and skips corpus, tokenizer and pack when their output exists, so a
+resumed run reuses them.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def stage_tokenizer(work: Path, shape: ModelShape) -> None:
 
 
 def stage_pack(work: Path, cfg: TrainConfig) -> dict:  # type: ignore[type-arg]
-    from inference.build.pack import pack_corpus
+    from inference.build.pack import compress_for_carry, pack_corpus
 
     corpus = work / "corpus"
     index = pack_corpus(
@@ -62,6 +63,7 @@ def stage_pack(work: Path, cfg: TrainConfig) -> dict:  # type: ignore[type-arg]
         cfg.fim,
         seed=cfg.seed,
     )
+    compress_for_carry(work / "packed")  # what a device run carries
     # Token counts per source go into the corpus report, for the card.
     report_path = corpus / "report.json"
     report = json.loads(report_path.read_text())

@@ -37,7 +37,11 @@ def save_compact(path: Path, model: Any, opt: Any, state: dict[str, Any]) -> Non
         key: {name: small(v) for name, v in slots.items()}
         for key, slots in optimizer["state"].items()
     }
-    weights = {name: small(t) for name, t in model.state_dict().items()}
+    # Tied tensors (embedding = output head) share storage; convert once so they stay shared.
+    converted: dict[int, Any] = {}
+    weights = {
+        name: converted.setdefault(t.data_ptr(), small(t)) for name, t in model.state_dict().items()
+    }
     _atomic_save({"model": weights, "optimizer": optimizer, "state": state, "compact": True}, path)
 
 

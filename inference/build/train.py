@@ -18,6 +18,7 @@ Running the same command again resumes from `checkpoint.pt`, then `compact.pt`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -121,6 +122,8 @@ def train(work: Path, packed: Path, cfg: TrainConfig, resume_from: Path | None =
     tok = Tokenizer.from_file(str(hf_dir / "tokenizer.json"))
     ids = SpecialIds.from_tokenizer(tok)
     tokens, index = load_packed(packed)
+    tokenizer_sha = hashlib.sha256((hf_dir / "tokenizer.json").read_bytes()).hexdigest()
+    assert tokenizer_sha == index["tokenizer_sha256"], "the packed file has another tokenizer"
     assert index["vocab_size"] <= cfg.shape.vocab_size, "the packed file's vocabulary is larger"
     byte_lengths = torch.from_numpy(token_byte_lengths(tok))
     model, opt = _model_and_optimizer(cfg, ids, device)
@@ -130,6 +133,9 @@ def train(work: Path, packed: Path, cfg: TrainConfig, resume_from: Path | None =
             state = load_checkpoint(candidate, model, opt, device)
             print(f"resumed from {candidate} at step {state['step']}, {state['tokens']:,} tokens")
             break
+    assert state.setdefault("tokenizer_sha256", tokenizer_sha) == tokenizer_sha, (
+        "the checkpoint was trained with another tokenizer"
+    )
     run_end_s = state["elapsed_s"] + cfg.minutes * 60
     if cfg.decay_minutes > 0 and state.get("decay_start_s") is None:
         state["decay_s"] = min(cfg.decay_minutes, cfg.minutes) * 60
@@ -155,7 +161,7 @@ def train(work: Path, packed: Path, cfg: TrainConfig, resume_from: Path | None =
     def batch_at(starts: np.ndarray) -> tuple[Any, Any]:
         rows = np.stack([np.asarray(tokens[s : s + seq + 1], dtype=np.int64) for s in starts])
         weights = np.stack(
-            [end_of_middle_weights(r[1:], ids, cfg.fim.end_of_middle_weight) for r in rows]
+            [end_of_middle_weights(r, ids, cfg.fim.end_of_middle_weight)[1:] for r in rows]
         )
         return torch.from_numpy(rows).to(device), torch.from_numpy(weights).to(device)
 
@@ -188,6 +194,8 @@ def train(work: Path, packed: Path, cfg: TrainConfig, resume_from: Path | None =
         if state.get("decay_start_s") is None or state["elapsed_s"] < state["decay_start_s"]:
             save_compact(work / "stable.pt", model, opt, state)
 
+    if state["step"] == 0:  # where the curve starts
+        log(work, {"step": 0, "tokens": 0} | validate())
     permutation = order(state["epoch"])
     bar = tqdm(total=int(run_end_s), initial=int(state["elapsed_s"]), unit="s", dynamic_ncols=True)
     last_ckpt = t_prev = time.monotonic()

@@ -13,7 +13,13 @@ from tokenizers import Tokenizer
 
 from inference.build.corpus import CorpusFile
 from inference.build.fim_data import FimConfig, SpecialIds, choose_split, end_of_middle_weights
-from inference.build.pack import load_packed, pack_corpus, token_byte_lengths, windows
+from inference.build.pack import (
+    compress_for_carry,
+    load_packed,
+    pack_corpus,
+    token_byte_lengths,
+    windows,
+)
 from inference.build.repo_rows import (
     RepoFile,
     directory_rows,
@@ -151,3 +157,11 @@ def test_packing_writes_both_splits_and_reads_back(tmp_path: Path) -> None:
     assert splits["train"]["files"] == 25 and splits["validation"]["text_bytes"] > 0
     assert sum(splits["train"]["tokens_per_repo"].values()) == splits["train"]["end"]
     assert windows(0, 10, 4).tolist() == [0, 4]
+
+    compress_for_carry(tmp_path / "p")
+    carried = tmp_path / "carried"
+    carried.mkdir()
+    for name in ("index.json", "tokens.bin.xz"):
+        (carried / name).write_bytes((tmp_path / "p" / name).read_bytes())
+    unpacked, _ = load_packed(carried)
+    assert np.array_equal(unpacked, tokens)

@@ -66,6 +66,8 @@ def test_a_tiny_run_reports_bits_per_byte_and_resumes_from_its_compact_checkpoin
     assert first["final_val_bpb"] > 0 and first["step"] > 0
     assert (work / "compact.pt").stat().st_size < (work / "checkpoint.pt").stat().st_size
     assert (work / "stable.pt").exists()
+    start = json.loads((work / "train_log.jsonl").read_text().splitlines()[0])
+    assert start["step"] == 0 and start["val_bpb"] > first["final_val_bpb"]  # it learned
 
     # A fresh machine: only the compact checkpoint and the tokenizer travel.
     fresh = tmp_path / "fresh"
