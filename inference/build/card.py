@@ -59,7 +59,9 @@ def write_card(work: Path, out: Path, scores: dict[str, Any], notes: str = "") -
     state = json.loads(state_file.read_text())
     log = [json.loads(line) for line in (work / "train_log.jsonl").read_text().splitlines()]
     shape, fim = config["shape"], config["fim"]
-    val_curve = [(r["tokens"], round(r["val_loss"], 3)) for r in log if "val_loss" in r]
+    # by tokens seen: the final evaluation repeats a checkpoint's when no step came between
+    curve = {r["tokens"]: round(r["val_loss"], 3) for r in log if "val_loss" in r}
+    val_curve = list(curve.items())
     sizes = {"int4": _size(out), "int8": _size(out / "int8") if (out / "int8").exists() else None}
     fp32 = work / "onnx" / "fp32"
     if fp32.exists():
@@ -95,7 +97,7 @@ def write_card(work: Path, out: Path, scores: dict[str, Any], notes: str = "") -
         f"{shape['vocab_size']:,}, trained on the same data, "
         "with Qwen2.5-Coder's special tokens (`<|fim_prefix|>`, "
         "`<|fim_suffix|>`, `<|fim_middle|>`, "
-        "`<|endoftext|>`, `<|fim_pad|>`, `<|file_sep|>`).",
+        "`<|endoftext|>`, `<|fim_pad|>`, `<|file_sep|>`, `<|repo_name|>`).",
         f"- Context: {shape['context_length']} tokens.",
         "",
         "## Training",
@@ -112,7 +114,9 @@ def write_card(work: Path, out: Path, scores: dict[str, Any], notes: str = "") -
             f"stable, and a 1 - sqrt decay to {config['min_lr_ratio']} of peak over the last "
             f"{config['decay_minutes']:g} minutes"
             if config.get("decay_minutes")
-            else f"the schedule of the run's records (floor {config['min_lr_ratio']} of peak)"
+            else "stable at the peak (not decayed yet: a later run with --decay-minutes does)"
+            if "decay_minutes" in config
+            else f"cosine to {config['min_lr_ratio']} of peak over wall-clock time"  # the v1 run
         )
         + f", batch {config['batch_size']} x {shape['context_length']}, seed {config['seed']}.",
         f"- Tokens seen: {state['tokens']:,} ({state['step']:,} steps, epoch {state['epoch']}).",
