@@ -17,7 +17,8 @@ import lzma
 import random
 import shutil
 from dataclasses import asdict
-from pathlib import Path
+from itertools import groupby
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -53,12 +54,21 @@ def token_byte_lengths(tok: Tokenizer) -> np.ndarray:
 def encode_split(
     files: list[CorpusFile], tok: Tokenizer, cfg: FimConfig, seed: int, row_chars: int
 ) -> tuple[np.ndarray, int, dict[str, int]]:
-    """(tokens, rows, tokens per repository name) of one split, rows in a seeded order."""
+    """(tokens, rows, tokens per repository name) of one split, directories in a seeded order."""
     ids = SpecialIds.from_tokenizer(tok)
     rng = random.Random(seed)
     named = [(repo_name_of(f), RepoFile(f.relpath, f.text)) for f in files]
-    rows = list(directory_rows(named, row_chars))
-    rng.shuffle(rows)
+    # Directories are shuffled, their rows are not: a training window that spans two rows then
+    # sees the previous piece of the same file, or a neighbour, rather than unrelated code.
+    directories = [
+        list(group)
+        for _, group in groupby(
+            directory_rows(named, row_chars),
+            key=lambda item: (item[0], str(PurePosixPath(item[1][0].path).parent)),
+        )
+    ]
+    rng.shuffle(directories)
+    rows = [row for directory in directories for row in directory]
     chunks: list[np.ndarray] = []
     per_repo: dict[str, int] = {}
     for name, row in rows:

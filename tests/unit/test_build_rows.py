@@ -165,3 +165,32 @@ def test_packing_writes_both_splits_and_reads_back(tmp_path: Path) -> None:
         (carried / name).write_bytes((tmp_path / "p" / name).read_bytes())
     unpacked, _ = load_packed(carried)
     assert np.array_equal(unpacked, tokens)
+
+
+def test_the_rows_of_a_directory_stay_together_and_in_order_in_the_packed_stream(
+    tmp_path: Path,
+) -> None:
+    long_file = "".join(f"value_{i} = {i}\n" for i in range(400))
+    tokenizer = train_tokenizer([long_file, CODE] * 5, vocab_size=300)
+    save_tokenizer(tokenizer, tmp_path / "hf", 64)
+    train = [
+        CorpusFile("lib", "lib/a", "lib/a/big.py", long_file),
+        *(CorpusFile("lib", f"lib/d{i}", f"lib/d{i}/m.py", CODE) for i in range(10)),
+    ]
+    pack_corpus(
+        train,
+        [],
+        tmp_path / "hf/tokenizer.json",
+        tmp_path / "p",
+        replace(FimConfig(), fim_rate=0.0),
+        row_chars=500,
+    )
+    tokens, _ = load_packed(tmp_path / "p")
+    text = tokenizer.decode(tokens.tolist(), skip_special_tokens=False)
+    pieces = [row for row in text.split("<|repo_name|>") if row]
+    big = [i for i, row in enumerate(pieces) if "lib/a/big.py" in row]
+    assert len(big) > 3 and big == list(range(big[0], big[0] + len(big)))  # consecutive, in order
+    assert (
+        "".join(pieces[i].split("lib/a/big.py\n", 1)[1] for i in big).replace("<|endoftext|>", "")
+        == long_file
+    )
