@@ -1,11 +1,11 @@
-"""Training sequences with fill-in-the-middle (Bavarian et al. 2022), packed to a fixed length.
+"""Fill-in-the-middle (Bavarian et al. 2022) for the training rows: where to cut, how to order.
 
-Files are cut into chunks of about one context window; a chunk becomes a FIM example with
-probability `fim_rate`, in PSM order (prefix, suffix, middle) or, for a share `spm_rate` of those,
-SPM order (suffix, prefix, middle). The middles are cut three ways: spans of whole lines (the
-block an editor asks for), from a random column inside a line (what is left of a line the user
-is typing), and between two random characters. The `<|endoftext|>` that ends a middle can weigh
-more in the loss (`end_of_middle_weights`), so the model learns to stop where the middle ends.
+A repository row (repo_rows.py) becomes a FIM example with probability `fim_rate`, in PSM order
+(prefix, suffix, middle) or, for a share `spm_rate` of those, SPM order (suffix, prefix, middle).
+The middles are cut three ways: spans of whole lines (the block an editor asks for), from a
+random column inside a line (what is left of a line the user is typing), and between two random
+characters. The `<|endoftext|>` that ends a middle can weigh more in the loss
+(`end_of_middle_weights`), so the model learns to stop where the middle ends.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ class FimConfig:
     line_span_rate: float = 0.4  # share of the other FIM splits on whole-line boundaries
     in_line_rate: float = 0.4  # share starting at a random column inside a line (mid-line typing)
     max_span_lines: int = 12  # longest line-aligned middle
-    chunk_chars: int = 3000  # about 1,000 tokens of Python at vocab 8192
     end_of_middle_weight: float = 3.0  # loss weight of the token that ends a middle
 
 
@@ -137,16 +136,6 @@ def fim_ids(
     return [ids.prefix, *prefix, ids.suffix, *suffix, ids.middle, *middle, ids.eos]
 
 
-def encode_example(
-    chunk: str, tok: Tokenizer, ids: SpecialIds, rng: random.Random, cfg: FimConfig
-) -> list[int]:
-    if rng.random() >= cfg.fim_rate or len(chunk) < 8:
-        return [*tok.encode(chunk, add_special_tokens=False).ids, ids.eos]
-    prefix, middle, suffix = choose_split(chunk, rng, cfg)
-    p, m, s = (tok.encode(x, add_special_tokens=False).ids for x in (prefix, middle, suffix))
-    return fim_ids(p, m, s, ids, rng.random() < cfg.spm_rate)
-
-
 def end_of_middle_weights(tokens: np.ndarray, ids: SpecialIds, weight: float) -> np.ndarray:
     """Per-token loss weights: `weight` on each `<|endoftext|>` that ends a FIM middle, else 1.
 
@@ -161,18 +150,3 @@ def end_of_middle_weights(tokens: np.ndarray, ids: SpecialIds, weight: float) ->
     )
     closes_middle = eos & (last_middle > last_eos_before)
     return np.where(closes_middle, weight, 1.0).astype(np.float32)
-
-
-def epoch_tokens(
-    texts: list[str], tok: Tokenizer, seed: int, cfg: FimConfig, seq_len: int
-) -> np.ndarray:
-    """One shuffled epoch, FIM-transformed and packed into rows of seq_len + 1 tokens."""
-    rng = random.Random(seed)
-    ids = SpecialIds.from_tokenizer(tok)
-    chunks = [c for t in texts for c in split_chunks(t, cfg.chunk_chars)]
-    rng.shuffle(chunks)
-    stream: list[int] = []
-    for chunk in chunks:
-        stream.extend(encode_example(chunk, tok, ids, rng, cfg))
-    rows = len(stream) // (seq_len + 1)
-    return np.asarray(stream[: rows * (seq_len + 1)], dtype=np.int32).reshape(rows, seq_len + 1)
