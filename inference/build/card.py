@@ -16,6 +16,41 @@ def _last(log: list[dict[str, Any]], key: str) -> Any:
     return next((r[key] for r in reversed(log) if key in r), None)
 
 
+def data_lines(report: dict[str, Any]) -> list[str]:
+    """The card's data section from the corpus report (corpus stage, plus pack's token counts)."""
+    from inference.build.sources import EVAL_PROJECTS, VENDORED_DIRS
+
+    tokens = (report.get("packed") or {}).get("train", {}).get("tokens_per_repo", {})
+    rows = [
+        "| source | version | licence | files kept | bytes kept | training tokens |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, s in report["sources"].items():
+        count = tokens.get("cpython" if name == "stdlib" else name)
+        rows.append(
+            f"| {name} | {s['version']} | {s['licence']} | {s['files_kept']:,} | "
+            f"{s['bytes_kept']:,} | {f'{count:,}' if count is not None else '-'} |"
+        )
+    d = report["dedup"]
+    return [
+        *rows,
+        "",
+        f"- Deduplication: {d['files_in']:,} files ({d['bytes_in']:,} bytes) read; exact copies"
+        f" (whitespace-normalised hash) removed {d['exact_files']:,} files ({d['exact_bytes']:,}"
+        f" bytes), near copies (MinHash LSH, 5-gram shingles, Jaccard 0.85) removed"
+        f" {d['near_files']:,} files ({d['near_bytes']:,} bytes).",
+        "- Never read: vendored copies ("
+        + ", ".join(f"`{v}/`" for v in sorted(VENDORED_DIRS))
+        + ") and the projects `flashcode eval repo` measures on: "
+        + ", ".join(EVAL_PROJECTS)
+        + ".",
+        f"- Validation, held out by whole package: {', '.join(report['validation']['groups'])}"
+        f" ({report['validation']['files']:,} files, {report['validation']['bytes']:,} bytes).",
+        "- Rows in the Qwen2.5-Coder repository format (`<|repo_name|>`, `<|file_sep|>path`),"
+        " files of one directory together.",
+    ]
+
+
 def write_card(work: Path, out: Path, scores: dict[str, Any], notes: str = "") -> Path:
     config = json.loads((work / "train_config.json").read_text())
     state_file = work / "train_state.json"
@@ -24,7 +59,9 @@ def write_card(work: Path, out: Path, scores: dict[str, Any], notes: str = "") -
     state = json.loads(state_file.read_text())
     log = [json.loads(line) for line in (work / "train_log.jsonl").read_text().splitlines()]
     shape, fim = config["shape"], config["fim"]
-    val_curve = [(r["tokens"], round(r["val_loss"], 3)) for r in log if "val_loss" in r]
+    # by tokens seen: the final evaluation repeats a checkpoint's when no step came between
+    curve = {r["tokens"]: round(r["val_loss"], 3) for r in log if "val_loss" in r}
+    val_curve = list(curve.items())
     sizes = {"int4": _size(out), "int8": _size(out / "int8") if (out / "int8").exists() else None}
     fp32 = work / "onnx" / "fp32"
     if fp32.exists():
@@ -60,7 +97,7 @@ def write_card(work: Path, out: Path, scores: dict[str, Any], notes: str = "") -
         f"{shape['vocab_size']:,}, trained on the same data, "
         "with Qwen2.5-Coder's special tokens (`<|fim_prefix|>`, "
         "`<|fim_suffix|>`, `<|fim_middle|>`, "
-        "`<|endoftext|>`, `<|fim_pad|>`, `<|file_sep|>`).",
+        "`<|endoftext|>`, `<|fim_pad|>`, `<|file_sep|>`, `<|repo_name|>`).",
         f"- Context: {shape['context_length']} tokens.",
         "",
         "## Training",
@@ -68,18 +105,31 @@ def write_card(work: Path, out: Path, scores: dict[str, Any], notes: str = "") -
         f"- Fill-in-the-middle rate {fim['fim_rate']} (SPM "
         f"share {fim['spm_rate']}, empty-suffix share "
         f"{fim.get('empty_suffix_rate', 0)}, line-aligned "
-        f"share {fim['line_span_rate']}), chunks of "
-        f"about {fim['chunk_chars']} characters, rows of {shape['context_length']} tokens.",
+        f"share {fim['line_span_rate']}, in-line share {fim.get('in_line_rate', 0)}), "
+        f"end-of-middle loss weight {fim.get('end_of_middle_weight', 1)}, windows of "
+        f"{shape['context_length']} tokens.",
         f"- AdamW (betas 0.9/0.95, weight decay {config['weight_decay']}), peak LR {config['lr']}, "
-        f"warmup {config['warmup_steps']} steps, cosine to "
-        f"{config['min_lr_ratio']} of peak over wall-clock "
-        f"time, batch {config['batch_size']} x {shape['context_length']}, seed {config['seed']}.",
+        f"warmup {config['warmup_steps']} steps, then "
+        + (
+            f"stable, and a 1 - sqrt decay to {config['min_lr_ratio']} of peak over the last "
+            f"{config['decay_minutes']:g} minutes"
+            if config.get("decay_minutes")
+            else "stable at the peak (not decayed yet: a later run with --decay-minutes does)"
+            if "decay_minutes" in config
+            else f"cosine to {config['min_lr_ratio']} of peak over wall-clock time"  # the v1 run
+        )
+        + f", batch {config['batch_size']} x {shape['context_length']}, seed {config['seed']}.",
         f"- Tokens seen: {state['tokens']:,} ({state['step']:,} steps, epoch {state['epoch']}).",
         f"- Training time: {state['elapsed_s'] / 60:.0f} minutes on a 2-core x86_64 CPU (AMD EPYC, "
         "AVX2), torch 2.13 CPU build, shared with other work on the same machine.",
         f"- Validation loss (nats/token): {_last(log, 'val_loss'):.3f}. Curve (tokens, loss): "
         + ", ".join(f"({t:,}, {v})" for t, v in val_curve[-8:])
-        + ".",
+        + "."
+        + (
+            f" Validation bits per byte: {_last(log, 'val_bpb'):.3f}."
+            if _last(log, "val_bpb") is not None
+            else ""
+        ),
         "",
         "## Files and sizes",
         "",
@@ -131,6 +181,15 @@ def write_card(work: Path, out: Path, scores: dict[str, Any], notes: str = "") -
             f"{ag['greedy_token_agreement']:.3f} | `flashcode "
             "eval agreement --reference runs/tiny/onnx/fp32` |",
             f"| int4 / fp32 file size | {ag['size_ratio']:.3f} | same |",
+        ]
+    report_file = work / "corpus" / "report.json"
+    if report_file.exists():  # the next model's corpus replaces the stdlib-only description
+        start = lines.index("## Data and license") + 2
+        end = lines.index("## Model") - 1
+        report = json.loads(report_file.read_text())
+        lines[start:end] = [
+            *data_lines(report),
+            "- The weights are released with flashcode under the same terms as the project.",
         ]
     if notes:
         lines += ["", "## Notes", "", notes.strip()]

@@ -1,12 +1,24 @@
-"""Train flashcode-tiny: a transformers Qwen2 causal LM with FIM, on the CPU or a CUDA GPU.
+"""Train flashcode-tiny: a transformers Qwen2 causal LM on the packed corpus, CPU or CUDA GPU.
 
-The learning-rate schedule follows wall-clock time (warmup, then cosine to 10%), so a run is
-given minutes rather than steps and still ends at a low learning rate. State is checkpointed to
-`<work>/checkpoint.pt` every few minutes; running the same command again resumes.
+The data is the packed token file (pack.py): windows of `context_length + 1` tokens, in a seeded
+order per epoch, so that where a run stopped is two integers. The loss weighs the token that ends
+a FIM middle `end_of_middle_weight` times (fim_data.end_of_middle_weights). Validation reports
+nats per token and bits per byte, which compares across tokenizers.
+
+Schedule: warmup-stable-decay (Hägele et al. 2024). After a linear warmup the learning rate stays
+at its peak for as many runs as are given; a run with `decay_minutes` ends in a decay to
+`min_lr_ratio` of the peak over its last minutes (1 - sqrt shape). Time is wall-clock training
+time, so a run is given minutes, not steps. Checkpoints, every `checkpoint_minutes`:
+- `checkpoint.pt`: fp32 weights and optimizer, the exact state for this machine;
+- `compact.pt`: bf16 weights and AdamW moments plus the state, small enough to commit, so a fresh
+  machine resumes with `--resume-from` (bf16 rounding is the only difference);
+- `stable.pt`: the latest compact checkpoint taken before any decay, to start a decay from later.
+Running the same command again resumes from `checkpoint.pt`, then `compact.pt`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -33,16 +45,18 @@ class ModelShape:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    minutes: float = 90.0  # wall-clock budget for optimisation (schedule is time-based)
+    minutes: float = 90.0  # wall-clock training time of this invocation (added to what resumed)
     batch_size: int = 4  # rows per step (each row is context_length tokens)
     lr: float = 2e-3  # peak learning rate
-    min_lr_ratio: float = 0.1  # cosine floor as a share of lr
+    min_lr_ratio: float = 0.1  # where the decay ends, as a share of lr
     warmup_steps: int = 100
+    decay_minutes: float = 0.0  # the last minutes of this invocation decay the rate; 0 = stable
     weight_decay: float = 0.1
     grad_clip: float = 1.0
     seed: int = 1234
     checkpoint_minutes: float = 5.0
-    eval_rows: int = 64  # validation rows scored at each checkpoint
+    eval_rows: int = 64  # validation windows scored at each checkpoint
+    log_every: int = 20  # steps between log records
     threads: int = 0  # torch CPU threads; 0 = all cores
     shape: ModelShape = field(default_factory=ModelShape)
     fim: FimConfig = field(default_factory=FimConfig)
@@ -67,12 +81,22 @@ def qwen2_config(shape: ModelShape, eos_id: int, pad_id: int) -> Any:
     )
 
 
-def lr_at(elapsed_s: float, step: int, cfg: TrainConfig) -> float:
+def lr_at(step: int, elapsed_s: float, state: dict[str, Any], cfg: TrainConfig) -> float:
+    """Warmup-stable-decay: linear warmup, the peak, then 1 - sqrt down to the floor."""
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
-    progress = min(1.0, elapsed_s / (cfg.minutes * 60))
-    floor = cfg.lr * cfg.min_lr_ratio
-    return floor + (cfg.lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+    decay_start = state.get("decay_start_s")
+    if decay_start is None or elapsed_s < decay_start:
+        return cfg.lr
+    progress = min(1.0, (elapsed_s - decay_start) / max(state["decay_s"], 1e-9))
+    floor = cfg.min_lr_ratio
+    return cfg.lr * (floor + (1 - floor) * (1 - math.sqrt(progress)))
+
+
+def bits_per_byte(total_nats: float, total_bytes: int) -> float:
+    """Summed loss (nats) over the bytes those tokens spell: nats/token x tokens/bytes / ln 2."""
+    assert total_bytes > 0, "no bytes to divide by"
+    return total_nats / total_bytes / math.log(2)
 
 
 def log(work: Path, record: dict[str, Any]) -> None:
@@ -80,33 +104,152 @@ def log(work: Path, record: dict[str, Any]) -> None:
         f.write(json.dumps(record) + "\n")
 
 
-def train(work: Path, cfg: TrainConfig) -> Path:
-    """Train (or resume) in `work`; returns the Hugging Face model directory it saved."""
+def train(work: Path, packed: Path, cfg: TrainConfig, resume_from: Path | None = None) -> Path:
+    """Train (or resume) in `work` on the packed corpus; returns the Hugging Face model dir."""
     import torch
     from tokenizers import Tokenizer
     from tqdm import tqdm
-    from transformers import Qwen2ForCausalLM
 
-    from inference.build.corpus import collect
-    from inference.build.fim_data import SpecialIds, epoch_tokens
-    from inference.build.tokenizer_train import save_tokenizer, train_tokenizer
+    from inference.build.checkpoints import load_checkpoint, save_compact, save_full
+    from inference.build.fim_data import SpecialIds, end_of_middle_weights
+    from inference.build.pack import load_packed, token_byte_lengths, windows
 
     work.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-
-    corpus = collect()
     hf_dir = work / "hf"
-    if not (hf_dir / "tokenizer.json").exists():
-        tok = train_tokenizer((f.text for f in corpus.train), cfg.shape.vocab_size)
-        save_tokenizer(tok, hf_dir, cfg.shape.context_length)
     tok = Tokenizer.from_file(str(hf_dir / "tokenizer.json"))
     ids = SpecialIds.from_tokenizer(tok)
+    tokens, index = load_packed(packed)
+    tokenizer_sha = hashlib.sha256((hf_dir / "tokenizer.json").read_bytes()).hexdigest()
+    assert tokenizer_sha == index["tokenizer_sha256"], "the packed file has another tokenizer"
+    assert index["vocab_size"] <= cfg.shape.vocab_size, "the packed file's vocabulary is larger"
+    byte_lengths = torch.from_numpy(token_byte_lengths(tok))
+    model, opt = _model_and_optimizer(cfg, ids, device)
+    state: dict[str, Any] = {"step": 0, "epoch": 0, "row": 0, "elapsed_s": 0.0, "tokens": 0}
+    for candidate in (resume_from, work / "checkpoint.pt", work / "compact.pt"):
+        if candidate is not None and candidate.exists():
+            state = load_checkpoint(candidate, model, opt, device)
+            print(f"resumed from {candidate} at step {state['step']}, {state['tokens']:,} tokens")
+            break
+    assert state.setdefault("tokenizer_sha256", tokenizer_sha) == tokenizer_sha, (
+        "the checkpoint was trained with another tokenizer"
+    )
+    run_end_s = state["elapsed_s"] + cfg.minutes * 60
+    if cfg.decay_minutes > 0 and state.get("decay_start_s") is None:
+        state["decay_s"] = min(cfg.decay_minutes, cfg.minutes) * 60
+        state["decay_start_s"] = run_end_s - state["decay_s"]
+    elif state.get("decay_start_s") is not None:  # resuming inside a decay: finish it, no more
+        run_end_s = min(run_end_s, state["decay_start_s"] + state["decay_s"])
+    n_params = sum(p.numel() for p in model.parameters())
+    (work / "train_config.json").write_text(
+        json.dumps(
+            asdict(cfg) | {"parameters": n_params, "packed": str(packed), "device": device},
+            indent=2,
+        )
+    )
+
+    seq = cfg.shape.context_length
+    train_split, val_split = index["splits"]["train"], index["splits"]["validation"]
+    val_starts = windows(val_split["start"], val_split["end"], seq + 1)
+    if len(val_starts) > cfg.eval_rows:  # evenly spread over the split, the same every time
+        val_starts = val_starts[np.linspace(0, len(val_starts) - 1, cfg.eval_rows).astype(int)]
+    train_starts = windows(train_split["start"], train_split["end"], seq + 1)
+    assert len(train_starts) >= cfg.batch_size, "the packed training split is too small"
+
+    def batch_at(starts: np.ndarray) -> tuple[Any, Any]:
+        rows = np.stack([np.asarray(tokens[s : s + seq + 1], dtype=np.int64) for s in starts])
+        weights = np.stack(
+            [end_of_middle_weights(r, ids, cfg.fim.end_of_middle_weight)[1:] for r in rows]
+        )
+        return torch.from_numpy(rows).to(device), torch.from_numpy(weights).to(device)
+
+    def token_losses(rows: Any) -> Any:
+        # (batch, seq) cross-entropy of each next token, in nats
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device == "cuda"):
+            logits = model(input_ids=rows[:, :-1]).logits
+        return torch.nn.functional.cross_entropy(
+            logits.float().flatten(0, 1), rows[:, 1:].flatten(), reduction="none"
+        ).view(rows.shape[0], -1)
+
+    def validate() -> dict[str, float]:
+        model.eval()
+        nats, count, n_bytes = 0.0, 0, 0
+        with torch.no_grad():
+            for i in range(0, len(val_starts), cfg.batch_size):
+                rows, _ = batch_at(val_starts[i : i + cfg.batch_size])
+                nats += float(token_losses(rows).sum())
+                count += rows[:, 1:].numel()
+                n_bytes += int(byte_lengths[rows[:, 1:].cpu()].sum())
+        model.train()
+        return {"val_loss": nats / max(count, 1), "val_bpb": bits_per_byte(nats, max(n_bytes, 1))}
+
+    def order(epoch: int) -> np.ndarray:
+        return np.random.default_rng(cfg.seed + epoch).permutation(len(train_starts))
+
+    def checkpoint() -> None:
+        save_full(work / "checkpoint.pt", model, opt, state)
+        save_compact(work / "compact.pt", model, opt, state)
+        if state.get("decay_start_s") is None or state["elapsed_s"] < state["decay_start_s"]:
+            save_compact(work / "stable.pt", model, opt, state)
+
+    if state["step"] == 0:  # where the curve starts
+        log(work, {"step": 0, "tokens": 0} | validate())
+    permutation = order(state["epoch"])
+    bar = tqdm(total=int(run_end_s), initial=int(state["elapsed_s"]), unit="s", dynamic_ncols=True)
+    last_ckpt = t_prev = time.monotonic()
+    model.train()
+    while state["elapsed_s"] < run_end_s:
+        if state["row"] + cfg.batch_size > len(permutation):
+            state["epoch"] += 1
+            state["row"] = 0
+            permutation = order(state["epoch"])
+        picked = train_starts[permutation[state["row"] : state["row"] + cfg.batch_size]]
+        rows, weights = batch_at(picked)
+        state["row"] += cfg.batch_size
+        lr = lr_at(state["step"], state["elapsed_s"], state, cfg)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        losses = token_losses(rows)
+        loss = (losses * weights).sum() / weights.sum()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        now = time.monotonic()
+        dt, t_prev = now - t_prev, now
+        state["elapsed_s"] += dt
+        state["step"] += 1
+        state["tokens"] += rows[:, 1:].numel()
+        tps = rows[:, 1:].numel() / max(dt, 1e-6)
+        bar.set_postfix(loss=f"{loss.item():.3f}", tok_s=f"{tps:,.0f}", lr=f"{lr:.2e}")
+        bar.update(int(state["elapsed_s"]) - bar.n)
+        if state["step"] % cfg.log_every == 0:
+            record = {"step": state["step"], "loss": loss.item(), "lr": lr, "tok_s": tps}
+            log(work, record | {"tokens": state["tokens"], "elapsed_s": state["elapsed_s"]})
+        if now - last_ckpt > cfg.checkpoint_minutes * 60:
+            log(work, {"step": state["step"], "tokens": state["tokens"]} | validate())
+            checkpoint()
+            last_ckpt = t_prev = time.monotonic()  # checkpoint time is not training time
+    bar.close()
+    final = validate()
+    state["final_val_loss"], state["final_val_bpb"] = final["val_loss"], final["val_bpb"]
+    log(work, {"step": state["step"], "tokens": state["tokens"], "final": True} | final)
+    checkpoint()
+    model.save_pretrained(hf_dir, safe_serialization=True)
+    (work / "train_state.json").write_text(json.dumps(state, indent=2))
+    return hf_dir
+
+
+def _model_and_optimizer(cfg: TrainConfig, ids: Any, device: str) -> tuple[Any, Any]:
+    import torch
+    from transformers import Qwen2ForCausalLM
+
     model = Qwen2ForCausalLM(qwen2_config(cfg.shape, ids.eos, ids.pad))
     model.to(device)  # type: ignore[arg-type]  # transformers' decorator hides Module.to's signature
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    decay = [p for _, p in model.named_parameters() if p.dim() >= 2]
+    no_decay = [p for _, p in model.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW(
         [
             {"params": decay, "weight_decay": cfg.weight_decay},
@@ -116,103 +259,4 @@ def train(work: Path, cfg: TrainConfig) -> Path:
         betas=(0.9, 0.95),
         fused=device == "cuda",
     )
-    state: dict[str, Any] = {"step": 0, "epoch": 0, "row": 0, "elapsed_s": 0.0, "tokens": 0}
-    ckpt = work / "checkpoint.pt"
-    if ckpt.exists():
-        saved = torch.load(ckpt, map_location=device, weights_only=False)
-        model.load_state_dict(saved["model"])
-        opt.load_state_dict(saved["optimizer"])
-        state = saved["state"]
-        print(f"resumed at step {state['step']}, {state['tokens']:,} tokens seen")
-    n_params = sum(p.numel() for p in model.parameters())
-    (work / "train_config.json").write_text(
-        json.dumps(asdict(cfg) | {"parameters": n_params}, indent=2)
-    )
-
-    seq = cfg.shape.context_length
-    val_texts = [f.text for f in corpus.validation]
-    val_rows = torch.from_numpy(
-        epoch_tokens(val_texts, tok, seed=0, cfg=cfg.fim, seq_len=seq)[: cfg.eval_rows]
-    ).long()
-
-    def validation_loss() -> float:
-        model.eval()
-        losses = []
-        with torch.no_grad():
-            for i in range(0, len(val_rows), cfg.batch_size):
-                batch = val_rows[i : i + cfg.batch_size].to(device)
-                out = model(input_ids=batch[:, :-1], labels=batch[:, :-1].clone())
-                losses.append(out.loss.item())
-        model.train()
-        return float(np.mean(losses))
-
-    def save_checkpoint() -> None:
-        tmp = ckpt.with_suffix(".tmp")
-        torch.save(
-            {"model": model.state_dict(), "optimizer": opt.state_dict(), "state": state}, tmp
-        )
-        tmp.replace(ckpt)
-
-    budget_s = cfg.minutes * 60
-    rows = epoch_tokens(
-        [f.text for f in corpus.train], tok, cfg.seed + state["epoch"], cfg.fim, seq
-    )
-    bar = tqdm(total=int(budget_s), initial=int(state["elapsed_s"]), unit="s", dynamic_ncols=True)
-    last_ckpt = time.monotonic()
-    t_prev = time.monotonic()
-    model.train()
-    while state["elapsed_s"] < budget_s:
-        if state["row"] + cfg.batch_size > len(rows):
-            state["epoch"] += 1
-            state["row"] = 0
-            rows = epoch_tokens(
-                [f.text for f in corpus.train], tok, cfg.seed + state["epoch"], cfg.fim, seq
-            )
-        batch = (
-            torch.from_numpy(rows[state["row"] : state["row"] + cfg.batch_size]).long().to(device)
-        )
-        state["row"] += cfg.batch_size
-        lr = lr_at(state["elapsed_s"], state["step"], cfg)
-        for group in opt.param_groups:
-            group["lr"] = lr
-        # labels are shifted inside the model: position t predicts token t+1
-        out = model(input_ids=batch[:, :-1], labels=batch[:, :-1].clone())
-        out.loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        now = time.monotonic()
-        dt = now - t_prev
-        t_prev = now
-        state["elapsed_s"] += dt
-        state["step"] += 1
-        state["tokens"] += batch.numel() - batch.shape[0]
-        tps = (batch.numel() - batch.shape[0]) / max(dt, 1e-6)
-        bar.set_postfix(loss=f"{out.loss.item():.3f}", tok_s=f"{tps:,.0f}", lr=f"{lr:.2e}")
-        bar.update(int(state["elapsed_s"]) - bar.n)
-        if state["step"] % 20 == 0:
-            log(
-                work,
-                {
-                    "step": state["step"],
-                    "loss": out.loss.item(),
-                    "lr": lr,
-                    "tok_s": tps,
-                    "tokens": state["tokens"],
-                    "elapsed_s": state["elapsed_s"],
-                },
-            )
-        if now - last_ckpt > cfg.checkpoint_minutes * 60:
-            val = validation_loss()
-            log(work, {"step": state["step"], "val_loss": val, "tokens": state["tokens"]})
-            save_checkpoint()
-            last_ckpt = time.monotonic()
-            t_prev = time.monotonic()  # checkpoint time is not training time
-    bar.close()
-    val = validation_loss()
-    state["final_val_loss"] = val
-    log(work, {"step": state["step"], "val_loss": val, "tokens": state["tokens"], "final": True})
-    save_checkpoint()
-    model.save_pretrained(hf_dir, safe_serialization=True)
-    (work / "train_state.json").write_text(json.dumps(state, indent=2))
-    return hf_dir
+    return model, opt
