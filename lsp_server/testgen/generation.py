@@ -35,7 +35,7 @@ class GenerationResult:
     verified: bool  # the kept tests were run and passed
     edit: TestFileEdit | None
     problem: str = ""  # from the run, when nothing could be judged
-    network_namespace: bool = False  # the run had no network at all, not only Python's sockets
+    weaker_isolation: str = ""  # what the run's walls lacked, for the user; "" for none
     duplicates: int = 0  # passing tests left out because the test file already has them
     passing: list[Candidate] = field(default_factory=list)  # selected, before leaving those out
     model_ms: float = 0.0
@@ -97,7 +97,7 @@ async def generate_tests(
         run_generated,
         None,
         problem=report.problem,
-        network_namespace=report.network_namespace,
+        weaker_isolation=report.isolation.weaker() if run_generated else "",
         model_ms=model_ms,
         run_ms=report.seconds * 1000,
     )
@@ -161,12 +161,7 @@ def summary_message(result: GenerationResult, test_file: str) -> str:
         if origins.get(key)
     ]
     kept = len(result.kept)
-    weaker = (
-        ""
-        if result.network_namespace
-        else " The tests ran with network access blocked inside Python only: this machine "
-        "gives them no network namespace of their own."
-    )
+    weaker = f" {result.weaker_isolation}" if result.weaker_isolation else ""
     return (
         f"flashcode {generated}; {kept} passed and {'was' if kept == 1 else 'were'} added to "
         f"{test_file} ({', '.join(parts)}).{weaker}"

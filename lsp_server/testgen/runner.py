@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import json
 import os
 import re
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,6 +25,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lsp_server.testgen import isolation
+from lsp_server.testgen.isolation import Isolation
 from lsp_server.testgen.project import Project
 from lsp_server.testgen.sandbox import COLLECT_ERROR
 from prompts.candidates import Candidate
@@ -50,24 +50,7 @@ class RunReport:
     problem: str = ""  # why nothing could be judged: a timeout, an import error...
     output: str = ""  # what the run printed (stdout and stderr), trimmed
     seconds: float = 0.0
-    network_namespace: bool = False  # the run had no network at all, not only Python's sockets
-
-
-@functools.cache
-def network_isolation() -> tuple[str, ...]:
-    """A command prefix that runs a process in a network namespace of its own (nothing but a
-    loopback that is down), or () where this machine cannot: not Linux, no `unshare`, or
-    namespaces forbidden. Then only the sandbox's Python-level block stands."""
-    unshare = shutil.which("unshare") if sys.platform == "linux" else None
-    if unshare is None:
-        return ()
-    for prefix in ((unshare, "--net", "--"), (unshare, "--user", "--map-root-user", "--net", "--")):
-        try:
-            subprocess.run([*prefix, "true"], check=True, capture_output=True, timeout=10)
-        except (OSError, subprocess.SubprocessError):
-            continue
-        return prefix
-    return ()
+    isolation: Isolation = field(default_factory=Isolation)  # the walls the run had
 
 
 def scrubbed_environment(workdir: Path, import_root: Path) -> dict[str, str]:
@@ -111,18 +94,19 @@ async def run_tests(
         (workdir / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
         out = workdir / "results.json"
         per_test = max(1.0, min(10.0, timeout_s / 2))
-        isolation = await asyncio.to_thread(network_isolation)
-        report.network_namespace = bool(isolation)
+        report.isolation = await asyncio.to_thread(isolation.available)
+        argv = [
+            project.python,
+            str(SANDBOX_SCRIPT),
+            framework,
+            CANDIDATE_FILE,
+            str(out),
+            str(per_test),
+            str(timeout_s),
+        ]
         try:
             process = await asyncio.create_subprocess_exec(
-                *isolation,
-                project.python,
-                str(SANDBOX_SCRIPT),
-                framework,
-                CANDIDATE_FILE,
-                str(out),
-                str(per_test),
-                str(timeout_s),
+                *report.isolation.command(workdir, project.root, argv),
                 cwd=workdir,
                 env=scrubbed_environment(workdir, project.import_root),
                 stdin=asyncio.subprocess.DEVNULL,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from lsp_server.testgen import runner, sandbox
+from lsp_server.testgen import isolation, runner, sandbox
 from lsp_server.testgen.project import locate_project
 from prompts.candidates import Candidate
 
@@ -117,7 +117,7 @@ def test_a_test_that_takes_too_much_memory_or_disk_fails_without_harm(project_di
 def test_a_test_that_goes_around_pythons_socket_block_still_has_no_network(
     project_dir: Path,
 ) -> None:
-    if not runner.network_isolation():
+    if not isolation.available().network:
         pytest.skip("this machine gives processes no network namespace of their own")
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
@@ -134,4 +134,30 @@ def test_a_test_that_goes_around_pythons_socket_block_still_has_no_network(
     finally:
         listener.close()
     assert passed == [False], report.output
-    assert report.network_namespace
+    assert report.isolation.network
+
+
+def test_a_test_that_writes_outside_its_directory_fails_without_effect(
+    project_dir: Path, tmp_path: Path
+) -> None:
+    if not isolation.available().filesystem:
+        pytest.skip("this machine allows test runs no mount namespace")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    project = locate_project(project_dir / "textkit" / "numbers.py")
+    home_file = Path.home() / "flashcode-pwned"
+    writers = [
+        Candidate("clamp", "abs", f"open({str(outside / 'pwned')!r}, 'w').write('x')", "model"),
+        Candidate(
+            "clamp",
+            "home",
+            "import os\nopen(os.path.expanduser('~/flashcode-pwned'), 'w').write('x')",
+            "model",
+        ),
+        Candidate("clamp", "ok", "assert clamp(5, 0, 3) == 3", "model", names=("clamp",)),
+    ]
+    passed, report = asyncio.run(runner.run_candidates(project, writers, timeout_s=20))
+    # ~ is the run's own temporary home, gone after the run: that write succeeds harmlessly.
+    assert passed == [False, True, True], report.output
+    assert not (outside / "pwned").exists() and not home_file.exists()
+    assert "Read-only file system" in report.outcomes[next(iter(report.outcomes))].message
