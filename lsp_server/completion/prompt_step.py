@@ -31,6 +31,7 @@ def fit_prompt(context: CompletionContext, route: Route, settings: Settings) -> 
         settings.context_budget,
         settings.max_new_tokens,
         context.multiline,
+        settings.token_healing,
     )
 
 
@@ -49,11 +50,19 @@ def model_prompt(
     context_budget: int,
     max_new_tokens: int,
     multiline: bool | None = None,
+    healing: bool = True,
 ) -> CompletionPrompt:
     """The prompt for the cursor, fitted so that it and the answer share the model's window."""
     budget = min(context_budget, engine.max_length - max_new_tokens - 1)
     return build_completion_prompt(
-        document, offset, open_documents, engine.tokenizer, template, budget, multiline=multiline
+        document,
+        offset,
+        open_documents,
+        engine.tokenizer,
+        template,
+        budget,
+        multiline=multiline,
+        healing=healing,
     )
 
 
@@ -71,4 +80,5 @@ def model_request(
         stop_token_ids=prompt.stop_token_ids | engine.tokenizer.eos_token_ids,
         stop_strings=prompt.stop_strings,
         deadline_s=deadline_s,
+        forced_prefix=prompt.healed or "",
     )

@@ -50,9 +50,13 @@ class FakeEngine:
         self.started.set()
         if self.hold:
             await asyncio.Event().wait()
+        # A real engine's answer starts with the forced prefix (token healing): the answers
+        # given here are what follows the cursor, so the typed text goes before them.
+        forced = request.forced_prefix
+        text = self.answer if self.answer.startswith(forced) else forced + self.answer
         return GenerationResult(
-            token_ids=TOKENIZER.encode(self.answer),
-            text=self.answer,
+            token_ids=TOKENIZER.encode(text),
+            text=text,
             finish_reason=self.finish_reason,  # type: ignore[arg-type]
             prompt_tokens=len(request.prompt_ids),
             reused_prompt_tokens=0,

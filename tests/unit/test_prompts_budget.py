@@ -90,6 +90,7 @@ def build(
     open_documents: Sequence[Document] = (),
     template: FimTemplate = TEMPLATES["qwen2.5-coder"],
     repo_level: bool = False,
+    healing: bool = False,  # these tests are about the budget; healing has its own tests
 ) -> CompletionPrompt:
     return build_completion_prompt(
         document(text),
@@ -99,6 +100,7 @@ def build(
         template,
         budget,
         repo_level=repo_level,
+        healing=healing,
     )
 
 
