@@ -250,3 +250,19 @@ async def test_unusable_settings_are_reported_and_replaced_by_defaults(
     assert "maxNewTokens" in warning.message and "device" in warning.message
     uri = open_document(client, "/tmp/flashcode-e2e/after-bad-settings.py", REPR)
     assert await inline_completion(client, uri, end_of(REPR))
+
+
+async def test_a_partial_word_is_finished_not_followed_by_a_new_line(
+    client: LanguageClient,
+) -> None:
+    # `se` ends inside the token ` self`: token healing backs the prompt off to the line's
+    # indentation, the model rewrites ` se` as ` self...`, and the editor gets what follows.
+    text = (
+        "class Stack:\n    def __init__(self):\n        self.items = []\n\n"
+        "    def push(self, item):\n        se"
+    )
+    uri = open_document(client, "/tmp/flashcode-e2e/healing.py", text)
+    items = await inline_completion(client, uri, end_of(text))
+    assert items, "no suggestion after `se`"
+    suggestion = items[0].insert_text
+    assert isinstance(suggestion, str) and suggestion.startswith("lf"), suggestion

@@ -274,3 +274,23 @@ async def test_a_blank_answer_from_the_exact_cache_counts_as_cache_empty(tmp_pat
     assert service.stats.empty_by_reason == {"model-empty": 1, "cache-empty": 1}
     assert service.stats.last_empty_reason == "cache-empty"
     service.close()
+
+
+async def test_a_partial_word_is_forced_into_the_answer_and_dropped_from_what_is_shown(
+    tmp_path: Path,
+) -> None:
+    engine = FakeEngine(answer=" self.items = []")
+    service, settings = service_with({"primary": engine}, tmp_path)
+    text = "class Stack:\n    def push(self, item):\n        se"
+    suggestion = await service.suggest(document(text), len(text), [], settings)
+    assert engine.requests[-1].forced_prefix == " se"
+    assert suggestion is not None and suggestion.text == "lf.items = []"
+
+
+async def test_token_healing_off_forces_nothing(tmp_path: Path) -> None:
+    engine = FakeEngine(answer="lf.items = []")
+    service, settings = service_with({"primary": engine}, tmp_path, token_healing=False)
+    text = "class Stack:\n    def push(self, item):\n        se"
+    suggestion = await service.suggest(document(text), len(text), [], settings)
+    assert engine.requests[-1].forced_prefix == ""
+    assert suggestion is not None and suggestion.text == "lf.items = []"
