@@ -13,6 +13,7 @@ prefixes. Trade-offs:
   not advance it;
 - after a remainder that ends in a blank, a token that writes more blanks is refused: the user
   typed exactly those blanks, and a model that starts a new line's indentation there is wrong.
+  The same holds for the one token after a forced text that ends in a blank (`after_blank`).
 """
 
 from __future__ import annotations
@@ -42,6 +43,10 @@ class ForcedPrefixIndex:
         self._longest = max((len(text) for text in self._sorted), default=0)
         self.size = len(texts)
         self._texts = list(texts)
+        self._after_blank = np.array(
+            [token for token, text in enumerate(texts) if not text.startswith(_BLANKS)],
+            dtype=np.int64,
+        )
 
     def _range(self, start: str) -> tuple[int, int]:
         return (
@@ -70,6 +75,19 @@ class ForcedPrefixIndex:
         ]
         parts.append(np.array(shorter, dtype=np.int64))
         return np.unique(np.concatenate(parts))
+
+    def after_blank(self) -> np.ndarray:
+        """Ids that may follow a forced text ending in a blank: none that starts with one."""
+        return self._after_blank
+
+    def ends_on_blank(self, remainder: str, token: int) -> bool:
+        """Whether `token` writes exactly the rest of `remainder`, which ends in a blank: the
+        token after it must then not start with one (`after_blank`)."""
+        return (
+            remainder.endswith(_BLANKS)
+            and 0 <= token < self.size
+            and (self._texts[token] == remainder)
+        )
 
     def advance(self, remainder: str, token: int) -> str:
         """What is left to write of `remainder` after `token`."""

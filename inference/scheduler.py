@@ -98,6 +98,7 @@ class _Sequence:
     generated: list[int] = field(default_factory=list)
     next_token: int = -1  # sampled, not yet run through the model
     forced: str = ""  # what is left to write of the request's forced prefix
+    after_blank: bool = False  # the forced prefix just ended in a blank: no blank may follow
 
 
 def _slot_of(sequence: _Sequence) -> int:
@@ -377,7 +378,7 @@ class Scheduler:
         greedy = logits.argmax(axis=1).tolist()
         for row, sequence in enumerate(sequences):
             sequence.sub.runs += 1
-            if sequence.forced or not sequence.sampler.greedy:
+            if sequence.forced or sequence.after_blank or not sequence.sampler.greedy:
                 self._accept(sequence, self._sample(sequence, logits[row]))
             else:
                 self._accept(sequence, greedy[row])
@@ -396,6 +397,9 @@ class Scheduler:
             # No token can write it (a vocabulary without that character whole): write freely,
             # and post-processing drops an answer that does not start with the typed text.
             sequence.forced = ""
+        elif sequence.after_blank:
+            sequence.after_blank = False
+            return sequence.sampler(constrain(logits, self._forcing_index().after_blank()))
         return sequence.sampler(logits)
 
     def _accept(self, sequence: _Sequence, token: int) -> None:
@@ -405,7 +409,9 @@ class Scheduler:
             return
         sequence.generated.append(token)
         if sequence.forced:
-            sequence.forced = self._forcing_index().advance(sequence.forced, token)
+            remainder = sequence.forced
+            sequence.forced = self._forcing_index().advance(remainder, token)
+            sequence.after_blank = self._forcing_index().ends_on_blank(remainder, token)
         tracker = sequence.tracker
         if tracker is not None and tracker.push(token):
             self._finish(sequence, "stop")

@@ -318,7 +318,10 @@ def _rules(ctx: PostprocessContext) -> list[tuple[str, Callable[[str], str]]]:
 
 def postprocess_with_reason(raw: str, ctx: PostprocessContext) -> tuple[str, str | None]:
     """The completion to show, and the name of the rule that emptied it: None when something
-    is left to show, or when `raw` was empty already (nothing for a rule to drop)."""
+    is left to show, or when `raw` was empty already (nothing for a rule to drop). A healed
+    answer that ends at the cursor, having only rewritten the typed text, is empty that way too."""
+    if ctx.healed and ctx.healed.startswith(raw):
+        return "", None
     text = raw
     for name, rule in _rules(ctx):
         shortened = rule(text)

@@ -67,6 +67,19 @@ def test_advance_keeps_what_the_token_left_unwritten(
     (self_token,) = tokenizer.encode(" self")
     assert index.advance(" se", space) == "se"
     assert index.advance(" se", self_token) == ""
+    assert index.ends_on_blank(" ", space) and not index.ends_on_blank(" ", self_token)
+    assert not index.ends_on_blank(" se", self_token)
+
+
+def test_after_a_forced_blank_no_token_starts_with_a_blank(
+    tokenizer: Tokenizer, index: ForcedPrefixIndex
+) -> None:
+    texts = tokenizer.token_texts()
+    allowed = set(index.after_blank().tolist())
+    assert allowed == {
+        token for token, text in enumerate(texts) if not text.startswith((" ", "\t"))
+    }
+    assert tokenizer.eos_token_ids <= allowed  # the answer may still end there
 
 
 def test_constrain_masks_everything_else() -> None:
@@ -83,6 +96,7 @@ def requests(tokenizer: Tokenizer) -> list[GenerationRequest]:
         ("import os\n", "fro"),
         ("def add(a, b):\n   ", " ret"),
         ("def f(x):\n    return x", ".up"),
+        ("class", " "),
     ]
     return [
         GenerationRequest(
@@ -105,6 +119,9 @@ async def test_answers_start_with_the_forced_text_alone_and_the_same_in_a_batch(
         mean_batch = engine.stats()["mean_batch"]
     for request, result in zip(batch, alone, strict=True):
         assert result.text.startswith(request.forced_prefix), (request.forced_prefix, result.text)
+        rest = result.text[len(request.forced_prefix) :]
+        if request.forced_prefix.endswith(" "):
+            assert not rest.startswith((" ", "\t")), result.text
     assert [r.token_ids for r in again] == [r.token_ids for r in alone]
     assert [r.token_ids for r in together] == [r.token_ids for r in alone]
     assert isinstance(mean_batch, float) and mean_batch > 1

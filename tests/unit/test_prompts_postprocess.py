@@ -325,6 +325,9 @@ def test_the_healed_text_is_dropped_from_the_start_of_the_answer() -> None:
     shown = postprocess_with_reason(" self.items = []\n", _healed("        se", " se"))
     assert shown == ("lf.items = []", None)
     assert postprocess_with_reason("foo", _healed("x = se", " se")) == ("", "drop_healed_text")
+    # An answer that only rewrote the typed text said nothing: no rule dropped anything.
+    assert postprocess_with_reason(" se", _healed("x = se", " se")) == ("", None)
+    assert postprocess_with_reason(" ", _healed("x = se", " se")) == ("", None)
 
 
 def test_a_suggestion_after_typed_blanks_is_cut_at_the_cursor_never_shifted() -> None:
