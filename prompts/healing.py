@@ -6,6 +6,11 @@ prompt off to an earlier boundary, the one the tokenizer gives the whole word, a
 model write the removed text again; the scheduler constrains its first tokens to extend
 exactly that text, and post-processing drops it from the answer.
 
+A trailing blank is left out but not forced (`forced_text`): the embedded model, asked to
+write a lone space first, mostly ends the line there (measured on `flashcode eval repo`'s
+whole-line holes: answered 0.86 unforced, 0.18 forced), while it happily writes the word after
+the blanks with or without it. Post-processing drops the blank when the answer has it.
+
 Trade-offs. The back-off stays on the cursor's line and removes at most `MAX_TOKENS` tokens and
 `MAX_CHARS` characters: more context left to the model is more it may write differently, and a
 long constrained start costs decode steps. It only cuts where the kept part encodes to the same
@@ -38,6 +43,11 @@ class Encoder(Protocol):
 class Healing:
     prefix: str  # the code before the cursor that the prompt ends with
     removed: str  # the typed text after it, which the model writes again (forced, then dropped)
+
+
+def forced_text(removed: str) -> str:
+    """What the answer must start with: the removed text, unless it is only blanks."""
+    return removed if removed.strip() else ""
 
 
 def healed_whitespace(prefix: str) -> str:

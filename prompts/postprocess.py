@@ -51,8 +51,11 @@ def cut_at_stop_strings(text: str, stops: Iterable[str]) -> str:
 
 def drop_healed_text(text: str, healed: str) -> str:
     """The answer after the typed text it was forced to write again (token healing); nothing
-    when it does not start with that text, or stops inside it: it continues something else."""
-    return text[len(healed) :] if text.startswith(healed) else ""
+    when it does not start with that text, or stops inside it: it continues something else.
+    Healed blanks are not forced (prompts.healing): an answer without them took them as typed."""
+    if text.startswith(healed):
+        return text[len(healed) :]
+    return text if not healed.strip() else ""
 
 
 def drop_typed_whitespace(text: str, prefix: str) -> str:
@@ -320,7 +323,7 @@ def postprocess_with_reason(raw: str, ctx: PostprocessContext) -> tuple[str, str
     """The completion to show, and the name of the rule that emptied it: None when something
     is left to show, or when `raw` was empty already (nothing for a rule to drop). A healed
     answer that ends at the cursor, having only rewritten the typed text, is empty that way too."""
-    if ctx.healed and ctx.healed.startswith(raw):
+    if ctx.healed and ctx.healed.strip() and ctx.healed.startswith(raw):
         return "", None
     text = raw
     for name, rule in _rules(ctx):

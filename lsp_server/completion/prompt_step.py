@@ -16,6 +16,7 @@ from lsp_server.settings import Settings
 from prompts.budget import CompletionPrompt, build_completion_prompt
 from prompts.context import Document
 from prompts.fim import FimTemplate
+from prompts.healing import forced_text
 
 # A single line rarely needs more; the cap keeps a rambling model from costing a long decode.
 SINGLE_LINE_MAX_NEW_TOKENS = 48
@@ -80,5 +81,5 @@ def model_request(
         stop_token_ids=prompt.stop_token_ids | engine.tokenizer.eos_token_ids,
         stop_strings=prompt.stop_strings,
         deadline_s=deadline_s,
-        forced_prefix=prompt.healed or "",
+        forced_prefix=forced_text(prompt.healed or ""),
     )

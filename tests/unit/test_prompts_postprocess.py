@@ -328,6 +328,8 @@ def test_the_healed_text_is_dropped_from_the_start_of_the_answer() -> None:
     # An answer that only rewrote the typed text said nothing: no rule dropped anything.
     assert postprocess_with_reason(" se", _healed("x = se", " se")) == ("", None)
     assert postprocess_with_reason(" ", _healed("x = se", " se")) == ("", None)
+    # A healed blank is not forced: an answer may take it as typed.
+    assert drop_healed_text("1", " ") == "1" and drop_healed_text(" 1", " ") == "1"
 
 
 def test_a_suggestion_after_typed_blanks_is_cut_at_the_cursor_never_shifted() -> None:
@@ -335,6 +337,7 @@ def test_a_suggestion_after_typed_blanks_is_cut_at_the_cursor_never_shifted() ->
     # rewrites the last space: what follows it is shown as is.
     assert postprocess(" 1\n", _healed("x =   ", " ")) == "1"
     assert postprocess(" foo(a)\n", _healed("    return ", " ")) == "foo(a)"
+    assert postprocess("foo(a)\n", _healed("    return ", " ")) == "foo(a)"
     # A run of blanks after the typed ones starts a new line's indentation: it fits nowhere,
     # and shifting it by the typed blanks would show it in the wrong place.
     after_def = postprocess_with_reason("        self.assertEqual(a, b)", _healed("def ", " "))
