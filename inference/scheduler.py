@@ -189,7 +189,7 @@ class Scheduler:
             "cancel_steps_max": 0,  # most model runs a request took part in after its cancel
         }
         self._step_seconds: dict[int, list[float]] = {}  # batch size -> [seconds, steps]
-        self._forcing: ForcedPrefixIndex | None = None  # built on the first forced request
+        self._forcing: ForcedPrefixIndex | None = None  # built when the model thread starts
 
     def start(self) -> None:
         self._thread.start()
@@ -240,6 +240,12 @@ class Scheduler:
     # -- the model thread ---------------------------------------------------------------------
 
     def _loop(self) -> None:
+        # The forcing index costs tens of ms (a large vocabulary, a second): paid here, before
+        # any request, and not by the first request a user makes after a partial word.
+        try:
+            self._forcing_index()
+        except Exception:  # only forced requests need it: they fail alone, at their step
+            log.exception("the forcing index could not be built")
         # Every microsecond of Python here is paid on each token, so the lock is only taken
         # when there is something to hand over or nothing to do (reading the lists is safe).
         while not self._closed:
