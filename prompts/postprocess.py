@@ -282,13 +282,17 @@ def _rules(ctx: PostprocessContext) -> list[tuple[str, Callable[[str], str]]]:
     stops = (*ALL_SPECIAL_TEXTS, *ctx.stop_strings)
     line = cursor_line(ctx.prefix)
     healed = ctx.healed
+    # On a line of blanks only, the model writes its line from the line's start, as in its FIM
+    # training: the blanks typed are cut from its answer as typed, healed or not.
+    whole_line = not line.strip()
     rules: list[tuple[str, Callable[[str], str]]] = []
-    if healed:
+    if healed and not whole_line:
         rules.append(("drop_healed_text", lambda text: drop_healed_text(text, healed)))
     rules.append(("cut_at_stop_strings", lambda text: cut_at_stop_strings(text, stops)))
     if not ctx.multiline:
         rules.append(("keep_first_line", keep_first_line))
-    if healed is None:  # a healed prompt holds every typed blank but those the answer rewrote
+    # A healed prompt mid-line holds every typed blank but those the answer rewrote.
+    if healed is None or whole_line:
         rules.append(
             ("drop_typed_whitespace", lambda text: drop_typed_whitespace(text, ctx.prefix))
         )

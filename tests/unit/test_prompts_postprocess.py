@@ -346,8 +346,11 @@ def test_a_suggestion_after_typed_blanks_is_cut_at_the_cursor_never_shifted() ->
         "",
         "drop_indentation_mid_line",
     )
-    # Whole-line: the indentation the user typed is not shifted either.
-    assert postprocess(" return a\n", _healed("def f(a):\n    ", " ")) == "return a"
+    # Whole-line: the model writes its line from the line's start; the typed indentation is
+    # cut from it as typed, whether it rewrote all of it, one blank of it, or none.
+    for raw in ("    return a\n", " return a\n", "return a\n"):
+        assert postprocess(raw, _healed("def f(a):\n    ", " ")) == "return a"
+    assert postprocess("      x\n", _healed("def f(a):\n    ", " ")) == "  x"  # deeper: its own
 
 
 def test_an_unhealed_prompt_keeps_the_rules_of_before() -> None:
