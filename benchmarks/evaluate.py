@@ -1,7 +1,8 @@
 """Model quality: `flashcode eval humaneval-infilling | nextline | agreement` (prints JSON).
 
 Completions go through the same prompt builder and post-processing as the editor, greedy, so the
-scores are what a user of that model would see.
+scores are what a user of that model would see. `--no-healing` (humaneval-infilling, nextline)
+builds the prompts without token healing, as the server's `tokenHealing: false` does.
 """
 
 from __future__ import annotations
@@ -43,7 +44,11 @@ class Infill:
 
 
 async def complete_all(
-    engine: Engine, tasks: Sequence[Infill], max_new_tokens: int, budget: int = 1024
+    engine: Engine,
+    tasks: Sequence[Infill],
+    max_new_tokens: int,
+    budget: int = 1024,
+    healing: bool = True,
 ) -> list[str]:
     template = select_template(engine.tokenizer.special_tokens)
     results: list[str] = [""] * len(tasks)
@@ -56,7 +61,7 @@ async def complete_all(
         )
         offset = len(task.prefix)
         prompt = model_prompt(
-            document, offset, [], engine, template, budget, max_new_tokens, task.multiline
+            document, offset, [], engine, template, budget, max_new_tokens, task.multiline, healing
         )
         async with semaphore:
             result = await engine.generate(model_request(prompt, engine, max_new_tokens))
@@ -100,13 +105,20 @@ def humaneval_rows(
 
 
 def score_humaneval(
-    engine: Engine, kind: str, limit: int | None, timeout_s: float, data: Path
+    engine: Engine,
+    kind: str,
+    limit: int | None,
+    timeout_s: float,
+    data: Path,
+    healing: bool = True,
 ) -> dict[str, Any]:
     rows = humaneval_rows(kind, limit, data)
     multiline = kind == "Multi"
     tasks = [Infill(r["prompt"], r["suffix"], multiline) for r in rows]
     started = time.perf_counter()
-    completions = asyncio.run(complete_all(engine, tasks, 128 if multiline else 64))
+    completions = asyncio.run(
+        complete_all(engine, tasks, 128 if multiline else 64, healing=healing)
+    )
     generation_s = time.perf_counter() - started
 
     def program(row: dict[str, Any], completion: str) -> str:
@@ -142,12 +154,16 @@ def score_humaneval(
 def humaneval(args: argparse.Namespace) -> dict[str, Any]:
     engine = Engine.load(args.model, EngineOptions())
     try:
-        single = score_humaneval(engine, "Single", args.limit_single, args.timeout, args.data)
-        multi = score_humaneval(engine, "Multi", args.limit_multi, args.timeout, args.data)
+        healing = not args.no_healing
+        single = score_humaneval(
+            engine, "Single", args.limit_single, args.timeout, args.data, healing
+        )
+        multi = score_humaneval(engine, "Multi", args.limit_multi, args.timeout, args.data, healing)
     finally:
         engine.close()
     return {
         "model": engine.model.name,
+        "token_healing": not args.no_healing,
         "single_line_exact_match": single["exact_match"],
         "single_line_pass_at_1": single["pass_at_1"],
         "multi_line_exact_match": multi["exact_match"],
@@ -182,7 +198,9 @@ def nextline(args: argparse.Namespace) -> dict[str, Any]:
     tasks = next_line_tasks(args.samples)
     engine = Engine.load(args.model, EngineOptions())
     try:
-        completions = asyncio.run(complete_all(engine, [t for t, _ in tasks], 64))
+        completions = asyncio.run(
+            complete_all(engine, [t for t, _ in tasks], 64, healing=not args.no_healing)
+        )
     finally:
         engine.close()
     exact = [c.rstrip() == line.rstrip() for (_, line), c in zip(tasks, completions, strict=True)]
@@ -254,6 +272,10 @@ def main(argv: list[str]) -> int:
     ag.add_argument("--reference", type=Path, required=True, help="the fp32 model directory")
     ag.add_argument("--prompts", type=int, default=100)
     ag.add_argument("--tokens", type=int, default=32)
+    for sp in (he, nl):
+        sp.add_argument(
+            "--no-healing", action="store_true", help="prompts without token healing (ablation)"
+        )
     for sp in (he, nl, ag):
         sp.add_argument("--model", type=Path, default=default_model_dir())
         sp.add_argument(

@@ -29,9 +29,13 @@ exact match and edit similarity of the first line, answered share. Its latency i
 compute time in this process.
 
 `--jobs N` runs N cases at once; keep the default 1 on a small machine, since concurrent servers
-share the cores and the latency figures would measure that instead. The ablation flags of
-issue 11 (`--no-workspace`, `--no-mixing`, `--no-healing`) are not offered yet: the workspace
-index, decode-time mixing and token healing they would switch off do not exist so far.
+share the cores and the latency figures would measure that instead.
+
+Ablations (issue 11) switch one part off through the server's own settings, so that its gain is
+measured against its absence on the same cases (same `--seed`): `--no-healing` starts every
+server with `FLASHCODE_TOKEN_HEALING=0` (the prompt then only leaves out a trailing space, and
+nothing is forced). `--no-workspace` and `--no-mixing` are not offered yet: the workspace index
+and decode-time mixing they would switch off do not exist so far.
 """
 
 from __future__ import annotations
@@ -113,9 +117,13 @@ class CaseServer:
                 self.final_state = state
                 self.state.set()
 
-    async def start(self, model: Path, cache: Path, cwd: Path) -> None:
-        # Default settings: none of the user's FLASHCODE_* variables, no user config file.
+    async def start(
+        self, model: Path, cache: Path, cwd: Path, settings: dict[str, str] | None = None
+    ) -> None:
+        # Default settings: none of the user's FLASHCODE_* variables, no user config file; only
+        # an ablation's own `settings` (FLASHCODE_* variables) change them.
         env = {key: value for key, value in os.environ.items() if not key.startswith("FLASHCODE_")}
+        env |= settings or {}
         env |= {
             "PYTHONPATH": os.pathsep.join(
                 part for part in (str(ROOT), os.environ.get("PYTHONPATH", "")) if part
@@ -195,13 +203,19 @@ async def warm_up(client: LanguageClient, folder: Path) -> None:
     )
 
 
-async def run_case(case: Case, project: Project, model: Path, warmup: bool) -> Outcome:
+async def run_case(
+    case: Case,
+    project: Project,
+    model: Path,
+    warmup: bool,
+    settings: dict[str, str] | None = None,
+) -> Outcome:
     with tempfile.TemporaryDirectory(prefix="flashcode-eval-repo-") as scratch_name:
         scratch = Path(scratch_name)
         workspace = build_workspace(project, case.path, scratch / "workspace")
         server = CaseServer()
         try:
-            await server.start(model, scratch / "cache", scratch)
+            await server.start(model, scratch / "cache", scratch, settings)
             return await asyncio.wait_for(
                 ask(server, case, project, workspace, scratch, warmup), CASE_TIMEOUT_S
             )
@@ -324,7 +338,12 @@ def detail(flash: Outcome, peer: Outcome) -> dict[str, Any]:
 
 
 async def run_all(
-    cases: Sequence[Case], projects: dict[str, Project], model: Path, jobs: int, warmup: bool
+    cases: Sequence[Case],
+    projects: dict[str, Project],
+    model: Path,
+    jobs: int,
+    warmup: bool,
+    settings: dict[str, str] | None = None,
 ) -> list[Outcome]:
     semaphore = asyncio.Semaphore(jobs)
     done = 0
@@ -332,7 +351,7 @@ async def run_all(
     async def one(case: Case) -> Outcome:
         nonlocal done
         async with semaphore:
-            outcome = await run_case(case, projects[case.project], model, warmup)
+            outcome = await run_case(case, projects[case.project], model, warmup, settings)
         done += 1
         print(f"\r{done}/{len(cases)} cases", end="", file=sys.stderr, flush=True)
         return outcome
@@ -340,6 +359,11 @@ async def run_all(
     outcomes = await asyncio.gather(*(one(case) for case in cases))
     print(file=sys.stderr)
     return list(outcomes)
+
+
+def ablation_settings(no_healing: bool) -> dict[str, str]:
+    """The FLASHCODE_* variables that switch the ablated parts off in every case's server."""
+    return {"FLASHCODE_TOKEN_HEALING": "0"} if no_healing else {}
 
 
 def main(argv: Sequence[str]) -> int:
@@ -358,6 +382,11 @@ def main(argv: Sequence[str]) -> int:
         action="store_true",
         help="measure the first request a server answers, one-off costs included",
     )
+    parser.add_argument(
+        "--no-healing",
+        action="store_true",
+        help="ablation: servers without token healing (FLASHCODE_TOKEN_HEALING=0)",
+    )
     parser.add_argument("--details", type=Path, help="also write every case's answers here (JSONL)")
     parser.add_argument(
         "--json", action="store_true", help="print JSON only (the default output too)"
@@ -373,8 +402,11 @@ def main(argv: Sequence[str]) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     projects = {project.name: project for project in chosen}
+    settings = ablation_settings(args.no_healing)
     started = time.perf_counter()
-    flash = asyncio.run(run_all(cases, projects, args.model, args.jobs, not args.no_warmup))
+    flash = asyncio.run(
+        run_all(cases, projects, args.model, args.jobs, not args.no_warmup, settings)
+    )
     peer = peer_outcomes(cases, projects)
     result = {
         "config": {
@@ -386,7 +418,9 @@ def main(argv: Sequence[str]) -> int:
             "jobs": args.jobs,
             "holes": "mid-line: a random column, the rest of the line removed; whole-line: "
             "after the indentation, the line removed; the rest of the file stays",
-            "server": "a fresh server and cache directory per case, default settings",
+            "server": "a fresh server and cache directory per case, default settings"
+            + "".join(f", {key}={value}" for key, value in settings.items()),
+            "ablations": {"healing": not args.no_healing},
             "warmup": not args.no_warmup,
             "wall_s": round(time.perf_counter() - started, 1),
         },

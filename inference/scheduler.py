@@ -19,6 +19,7 @@ from typing import Literal
 
 import numpy as np
 
+from inference.forcing import ForcedPrefixIndex, constrain
 from inference.kv_device import KVSnapshot
 from inference.runners import Runner
 from inference.sampling import Sampler, TextTracker
@@ -43,6 +44,9 @@ class GenerationRequest:
     # seconds from submission, checked at step boundaries (a prompt being prefilled finishes first)
     deadline_s: float | None = None
     seed: int | None = None
+    # The answer must start with this text (token healing: the typed text the prompt backed off
+    # from). Until it is written, only tokens consistent with what is left of it are sampled.
+    forced_prefix: str = ""
 
 
 @dataclass
@@ -93,6 +97,8 @@ class _Sequence:
     queue_ms: float
     generated: list[int] = field(default_factory=list)
     next_token: int = -1  # sampled, not yet run through the model
+    forced: str = ""  # what is left to write of the request's forced prefix
+    after_blank: bool = False  # the forced prefix just ended in a blank: no blank may follow
 
 
 def _slot_of(sequence: _Sequence) -> int:
@@ -183,6 +189,7 @@ class Scheduler:
             "cancel_steps_max": 0,  # most model runs a request took part in after its cancel
         }
         self._step_seconds: dict[int, list[float]] = {}  # batch size -> [seconds, steps]
+        self._forcing: ForcedPrefixIndex | None = None  # built when the model thread starts
 
     def start(self) -> None:
         self._thread.start()
@@ -233,6 +240,12 @@ class Scheduler:
     # -- the model thread ---------------------------------------------------------------------
 
     def _loop(self) -> None:
+        # The forcing index costs tens of ms (a large vocabulary, a second): paid here, before
+        # any request, and not by the first request a user makes after a partial word.
+        try:
+            self._forcing_index()
+        except Exception:  # only forced requests need it: they fail alone, at their step
+            log.exception("the forcing index could not be built")
         # Every microsecond of Python here is paid on each token, so the lock is only taken
         # when there is something to hand over or nothing to do (reading the lists is safe).
         while not self._closed:
@@ -342,9 +355,10 @@ class Scheduler:
             reused=reused,
             prefill_ms=(time.perf_counter() - started) * 1000,
             queue_ms=(started - submission.submitted) * 1000,
+            forced=request.forced_prefix,
         )
         self._active.append(sequence)
-        self._accept(sequence, sequence.sampler(logits))
+        self._accept(sequence, self._sample(sequence, logits))
 
     def _decode_step(self) -> None:
         sequences = self._active
@@ -370,8 +384,29 @@ class Scheduler:
         greedy = logits.argmax(axis=1).tolist()
         for row, sequence in enumerate(sequences):
             sequence.sub.runs += 1
-            sampler = sequence.sampler
-            self._accept(sequence, greedy[row] if sampler.greedy else sampler(logits[row]))
+            if sequence.forced or sequence.after_blank or not sequence.sampler.greedy:
+                self._accept(sequence, self._sample(sequence, logits[row]))
+            else:
+                self._accept(sequence, greedy[row])
+
+    def _forcing_index(self) -> ForcedPrefixIndex:
+        if self._forcing is None:
+            self._forcing = ForcedPrefixIndex(self.tokenizer.token_texts())
+        return self._forcing
+
+    def _sample(self, sequence: _Sequence, logits: np.ndarray) -> int:
+        """The next token of one row, kept to the forced prefix while some of it is left."""
+        if sequence.forced:
+            allowed = self._forcing_index().allowed(sequence.forced)
+            if allowed.size:
+                return sequence.sampler(constrain(logits, allowed))
+            # No token can write it (a vocabulary without that character whole): write freely,
+            # and post-processing drops an answer that does not start with the typed text.
+            sequence.forced = ""
+        elif sequence.after_blank:
+            sequence.after_blank = False
+            return sequence.sampler(constrain(logits, self._forcing_index().after_blank()))
+        return sequence.sampler(logits)
 
     def _accept(self, sequence: _Sequence, token: int) -> None:
         request = sequence.sub.request
@@ -379,6 +414,10 @@ class Scheduler:
             self._finish(sequence, "stop")
             return
         sequence.generated.append(token)
+        if sequence.forced:
+            remainder = sequence.forced
+            sequence.forced = self._forcing_index().advance(remainder, token)
+            sequence.after_blank = self._forcing_index().ends_on_blank(remainder, token)
         tracker = sequence.tracker
         if tracker is not None and tracker.push(token):
             self._finish(sequence, "stop")

@@ -100,6 +100,23 @@ class Tokenizer:
     def decode(self, ids: Sequence[int]) -> str:
         return str(self._tokenizer.decode(list(ids), skip_special_tokens=True))
 
+    def token_texts(self) -> list[str]:
+        """The text each id adds after other text ("" for special tokens).
+
+        Each id is decoded after an anchor token and the anchor's text cut off: a SentencePiece
+        decoder drops the leading space of a text's first token, which inside an answer is there.
+        A byte-level piece of a character reads as U+FFFD.
+        """
+        anchor = self.encode("a")[:1]
+        skip = set(self.special_tokens.values())
+        head = self.decode(anchor)
+        decoded = self._tokenizer.decode_batch(
+            [[*anchor, token] for token in range(self.vocab_size)], skip_special_tokens=True
+        )
+        return [
+            "" if token in skip else str(text)[len(head) :] for token, text in enumerate(decoded)
+        ]
+
     def token_id(self, name: str) -> int | None:
         """Id of a special or added token by its content, None if the vocabulary lacks it."""
         if name in self.special_tokens:

@@ -161,6 +161,13 @@ class Settings:
             between=(0, 1000),
         ),
     )
+    token_healing: bool = field(
+        default=True,
+        metadata=about(
+            "Back the prompt off the partial word at the cursor and have the model write it"
+            " again (token healing)."
+        ),
+    )
     cache: CacheSettings = field(
         default_factory=CacheSettings, metadata=about("The completion cache.")
     )

@@ -28,7 +28,7 @@ from prompts.context import (
     split_at_cursor,
 )
 from prompts.fim import FimTemplate
-from prompts.healing import healed_whitespace
+from prompts.healing import back_off, healed_whitespace
 from prompts.languages import code_rules, language_of
 from prompts.multiline import wants_multiline
 
@@ -55,6 +55,10 @@ class CompletionPrompt:
     template: str = ""  # the FIM template's name
     imports: tuple[str, ...] = ()  # import statements added above a trimmed prefix
     text: str = ""  # the whole prompt as text, special tokens by name: for debug logs only
+    # The typed text before the cursor that token healing left out of `prefix`: the model writes
+    # it again (the request forces it) and post-processing drops it from the answer. None: the
+    # prompt was not healed (only a trailing space was left out, and nothing is forced).
+    healed: str | None = None
 
 
 @dataclass(frozen=True)
@@ -282,6 +286,7 @@ def build_completion_prompt(
     max_snippets: int = 4,
     shares: BudgetShares = BudgetShares(),
     multiline: bool | None = None,
+    healing: bool = True,
 ) -> CompletionPrompt:
     """The FIM prompt for a cursor at `offset` (a str index) in `document`.
 
@@ -290,9 +295,16 @@ def build_completion_prompt(
     default writes them as comments, which any model reads, including ones trained on plain
     file-level FIM. With nothing but blanks after the cursor the prompt is plain code, without FIM
     tokens. `multiline` overrides the syntax-based choice of a one-line or a block answer.
+    `healing` backs the prompt off the partial token at the cursor (prompts.healing); without it
+    only a trailing space is left out, and the answer is not forced to write it again.
     """
     prefix_full, suffix_full = split_at_cursor(document.text, offset)
-    prefix_full = prefix_full[: len(prefix_full) - len(healed_whitespace(prefix_full))]
+    healed: str | None = None
+    if healing:
+        healing_cut = back_off(prefix_full, tokenizer)
+        prefix_full, healed = healing_cut.prefix, healing_cut.removed
+    else:
+        prefix_full = prefix_full[: len(prefix_full) - len(healed_whitespace(prefix_full))]
     language = language_of(document.language_id, document.path) or document.language_id
     tokenizer = _Encoder(tokenizer)
     pre = _special_id(tokenizer, template.prefix_token, template)
@@ -388,4 +400,5 @@ def build_completion_prompt(
         template=template.name,
         imports=tuple(context.imports),
         text="".join(parts),
+        healed=healed,
     )

@@ -29,6 +29,10 @@ class PostprocessContext:
     language: str
     # Cut at these too (CompletionPrompt.stop_strings); every known FIM token always cuts.
     stop_strings: tuple[str, ...] = ()
+    # Token healing (CompletionPrompt.healed): the typed text the prompt backed off from, which
+    # the answer writes again first and which is dropped before any other rule runs; None when
+    # the prompt was not healed (it then only left out a trailing space, unforced).
+    healed: str | None = None
 
 
 # --- the rules --------------------------------------------------------------------------------
@@ -45,6 +49,15 @@ def cut_at_stop_strings(text: str, stops: Iterable[str]) -> str:
     return text[:cut]
 
 
+def drop_healed_text(text: str, healed: str) -> str:
+    """The answer after the typed text it was forced to write again (token healing); nothing
+    when it does not start with that text, or stops inside it: it continues something else.
+    Healed blanks are not forced (prompts.healing): an answer without them took them as typed."""
+    if text.startswith(healed):
+        return text[len(healed) :]
+    return text if not healed.strip() else ""
+
+
 def drop_typed_whitespace(text: str, prefix: str) -> str:
     """Leading blanks the user already typed before the cursor (the prompt left them out)."""
     line = cursor_line(prefix)
@@ -53,12 +66,18 @@ def drop_typed_whitespace(text: str, prefix: str) -> str:
     return text[min(typed, lead) :]
 
 
-def drop_indentation_mid_line(text: str, prefix: str) -> str:
+def drop_indentation_mid_line(text: str, prefix: str, healed: bool = False) -> str:
     """A line's indentation where the cursor follows code on its line: the model began a new
-    line in the wrong place (`str(` + `        self.assertEqual(...)`), so nothing fits."""
+    line in the wrong place (`str(` + `        self.assertEqual(...)`), so nothing fits.
+
+    A healed answer comes after every blank the user typed: one more blank after a typed blank
+    is the same mistake (`def ` + `       self...`), and shifting it would hide that.
+    """
     line = cursor_line(prefix)
     indent = len(text) - len(text.lstrip(" \t"))
     if line.strip() and not line[-1:].isspace() and indent >= 2:
+        return ""
+    if healed and line.strip() and line[-1:].isspace() and indent >= 1:
         return ""
     return text
 
@@ -262,14 +281,26 @@ def _rules(ctx: PostprocessContext) -> list[tuple[str, Callable[[str], str]]]:
     """The rules `postprocess` runs for this context, in order, each with its name."""
     stops = (*ALL_SPECIAL_TEXTS, *ctx.stop_strings)
     line = cursor_line(ctx.prefix)
-    rules: list[tuple[str, Callable[[str], str]]] = [
-        ("cut_at_stop_strings", lambda text: cut_at_stop_strings(text, stops))
-    ]
+    healed = ctx.healed
+    # On a line of blanks only, the model writes its line from the line's start, as in its FIM
+    # training: the blanks typed are cut from its answer as typed, healed or not.
+    whole_line = not line.strip()
+    rules: list[tuple[str, Callable[[str], str]]] = []
+    if healed and not whole_line:
+        rules.append(("drop_healed_text", lambda text: drop_healed_text(text, healed)))
+    rules.append(("cut_at_stop_strings", lambda text: cut_at_stop_strings(text, stops)))
     if not ctx.multiline:
         rules.append(("keep_first_line", keep_first_line))
+    # A healed prompt mid-line holds every typed blank but those the answer rewrote.
+    if healed is None or whole_line:
+        rules.append(
+            ("drop_typed_whitespace", lambda text: drop_typed_whitespace(text, ctx.prefix))
+        )
     rules += [
-        ("drop_typed_whitespace", lambda text: drop_typed_whitespace(text, ctx.prefix)),
-        ("drop_indentation_mid_line", lambda text: drop_indentation_mid_line(text, ctx.prefix)),
+        (
+            "drop_indentation_mid_line",
+            lambda text: drop_indentation_mid_line(text, ctx.prefix, healed is not None),
+        ),
         ("drop_repetition", lambda text: drop_repetition(text, line)),
     ]
     if ctx.multiline:
@@ -294,7 +325,10 @@ def _rules(ctx: PostprocessContext) -> list[tuple[str, Callable[[str], str]]]:
 
 def postprocess_with_reason(raw: str, ctx: PostprocessContext) -> tuple[str, str | None]:
     """The completion to show, and the name of the rule that emptied it: None when something
-    is left to show, or when `raw` was empty already (nothing for a rule to drop)."""
+    is left to show, or when `raw` was empty already (nothing for a rule to drop). A healed
+    answer that ends at the cursor, having only rewritten the typed text, is empty that way too."""
+    if ctx.healed and ctx.healed.strip() and ctx.healed.startswith(raw):
+        return "", None
     text = raw
     for name, rule in _rules(ctx):
         shortened = rule(text)

@@ -30,7 +30,7 @@ def exact_key(fingerprint: str, request: GenerationRequest) -> str | None:
     """
     if request.temperature > 0 and request.seed is None:
         return None
-    settings = {
+    settings: dict[str, object] = {
         "max_new_tokens": request.max_new_tokens,
         "temperature": request.temperature,
         "top_p": request.top_p,
@@ -38,6 +38,8 @@ def exact_key(fingerprint: str, request: GenerationRequest) -> str | None:
         "stop_token_ids": sorted(request.stop_token_ids),
         "stop_strings": list(request.stop_strings),
     }
+    if request.forced_prefix:  # only then: the keys of unforced requests stay as they were
+        settings["forced_prefix"] = request.forced_prefix
     digest = hashlib.sha256()
     digest.update(f"flashcode-exact-{CACHE_FORMAT}\0{fingerprint}\0".encode())
     digest.update(json.dumps(settings, sort_keys=True).encode())

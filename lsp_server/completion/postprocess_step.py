@@ -25,5 +25,6 @@ def shown_text_with_reason(
             multiline=prompt.multiline,
             language=prompt.language,
             stop_strings=prompt.stop_strings,
+            healed=prompt.healed,
         ),
     )

@@ -16,6 +16,7 @@ from lsp_server.settings import Settings
 from prompts.budget import CompletionPrompt, build_completion_prompt
 from prompts.context import Document
 from prompts.fim import FimTemplate
+from prompts.healing import forced_text
 
 # A single line rarely needs more; the cap keeps a rambling model from costing a long decode.
 SINGLE_LINE_MAX_NEW_TOKENS = 48
@@ -31,6 +32,7 @@ def fit_prompt(context: CompletionContext, route: Route, settings: Settings) -> 
         settings.context_budget,
         settings.max_new_tokens,
         context.multiline,
+        settings.token_healing,
     )
 
 
@@ -49,11 +51,19 @@ def model_prompt(
     context_budget: int,
     max_new_tokens: int,
     multiline: bool | None = None,
+    healing: bool = True,
 ) -> CompletionPrompt:
     """The prompt for the cursor, fitted so that it and the answer share the model's window."""
     budget = min(context_budget, engine.max_length - max_new_tokens - 1)
     return build_completion_prompt(
-        document, offset, open_documents, engine.tokenizer, template, budget, multiline=multiline
+        document,
+        offset,
+        open_documents,
+        engine.tokenizer,
+        template,
+        budget,
+        multiline=multiline,
+        healing=healing,
     )
 
 
@@ -71,4 +81,5 @@ def model_request(
         stop_token_ids=prompt.stop_token_ids | engine.tokenizer.eos_token_ids,
         stop_strings=prompt.stop_strings,
         deadline_s=deadline_s,
+        forced_prefix=forced_text(prompt.healed or ""),
     )

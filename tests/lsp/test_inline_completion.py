@@ -283,3 +283,19 @@ async def test_a_fim_template_the_model_lacks_is_reported_and_completions_go_on(
     assert items and items[0].insert_text
     warnings = [m.message for m in client.messages[before:]]
     assert len(warnings) == 1 and "codellama" in warnings[0]
+
+
+async def test_a_partial_word_is_finished_not_followed_by_a_new_line(
+    client: LanguageClient,
+) -> None:
+    # `se` ends inside the token ` self`: token healing backs the prompt off to the line's
+    # indentation, the model rewrites ` se` as ` self...`, and the editor gets what follows.
+    text = (
+        "class Stack:\n    def __init__(self):\n        self.items = []\n\n"
+        "    def push(self, item):\n        se"
+    )
+    uri = open_document(client, "/tmp/flashcode-e2e/healing.py", text)
+    items = await inline_completion(client, uri, end_of(text))
+    assert items, "no suggestion after `se`"
+    suggestion = items[0].insert_text
+    assert isinstance(suggestion, str) and suggestion.startswith("lf"), suggestion

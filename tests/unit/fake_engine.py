@@ -38,9 +38,12 @@ class FakeEngine:
         self.requests.append(request)
         if self.fail is not None:
             raise self.fail
+        # A real engine's answer starts with the forced prefix (token healing): the answers
+        # given here are what follows the cursor, so the typed text goes before them.
+        forced = request.forced_prefix
         return GenerationResult(
             token_ids=[],
-            text=self.answer,
+            text=self.answer if self.answer.startswith(forced) else forced + self.answer,
             finish_reason="stop",
             prompt_tokens=len(request.prompt_ids),
             reused_prompt_tokens=0,

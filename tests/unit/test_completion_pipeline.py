@@ -50,9 +50,13 @@ class FakeEngine:
         self.started.set()
         if self.hold:
             await asyncio.Event().wait()
+        # A real engine's answer starts with the forced prefix (token healing): the answers
+        # given here are what follows the cursor, so the typed text goes before them.
+        forced = request.forced_prefix
+        text = self.answer if self.answer.startswith(forced) else forced + self.answer
         return GenerationResult(
-            token_ids=TOKENIZER.encode(self.answer),
-            text=self.answer,
+            token_ids=TOKENIZER.encode(text),
+            text=text,
             finish_reason=self.finish_reason,  # type: ignore[arg-type]
             prompt_tokens=len(request.prompt_ids),
             reused_prompt_tokens=0,
@@ -285,3 +289,23 @@ async def test_a_fim_template_the_model_cannot_spell_costs_one_message_not_the_c
     assert first is not None and second is not None
     assert len(said) == 1 and "codellama" in said[0]
     service.close()
+
+
+async def test_a_partial_word_is_forced_into_the_answer_and_dropped_from_what_is_shown(
+    tmp_path: Path,
+) -> None:
+    engine = FakeEngine(answer=" self.items = []")
+    service, settings = service_with({"primary": engine}, tmp_path)
+    text = "class Stack:\n    def push(self, item):\n        se"
+    suggestion = await service.suggest(document(text), len(text), [], settings)
+    assert engine.requests[-1].forced_prefix == " se"
+    assert suggestion is not None and suggestion.text == "lf.items = []"
+
+
+async def test_token_healing_off_forces_nothing(tmp_path: Path) -> None:
+    engine = FakeEngine(answer="lf.items = []")
+    service, settings = service_with({"primary": engine}, tmp_path, token_healing=False)
+    text = "class Stack:\n    def push(self, item):\n        se"
+    suggestion = await service.suggest(document(text), len(text), [], settings)
+    assert engine.requests[-1].forced_prefix == ""
+    assert suggestion is not None and suggestion.text == "lf.items = []"

@@ -90,6 +90,7 @@ def build(
     open_documents: Sequence[Document] = (),
     template: FimTemplate = TEMPLATES["qwen2.5-coder"],
     repo_level: bool = False,
+    healing: bool = False,  # these tests are about the budget; healing has its own tests
 ) -> CompletionPrompt:
     return build_completion_prompt(
         document(text),
@@ -99,6 +100,7 @@ def build(
         template,
         budget,
         repo_level=repo_level,
+        healing=healing,
     )
 
 
@@ -349,3 +351,17 @@ def test_nothing_after_the_cursor_gives_a_plain_prompt_without_fim_tokens() -> N
     fim = ids_of(tokenizer, "<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>")
     assert not set(fim) & set(prompt.token_ids)
     assert prompt.text == prompt.header + text
+
+
+def test_a_healed_prompt_ends_before_the_partial_word_and_carries_it() -> None:
+    tokenizer = real_tokenizer("qwen2-fp32")
+    if tokenizer is None:
+        pytest.skip("the fixture model's tokenizer is not there")
+    text = "class Stack:\n    def push(self, item):\n        se"
+    suffix = "\n\n    def pop(self):\n        return 1\n"
+    prompt = build(text + suffix, len(text), tokenizer, healing=True)
+    assert prompt.healed == " se"
+    assert prompt.prefix == text[: -len(" se")]
+    assert prompt.text.count("item):\n       <|fim_suffix|>") == 1
+    unhealed = build(text + suffix, len(text), tokenizer)
+    assert unhealed.healed is None and unhealed.prefix == text

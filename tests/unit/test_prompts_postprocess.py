@@ -7,6 +7,7 @@ from prompts.postprocess import (
     balance_brackets,
     cut_at_stop_strings,
     cut_at_suffix_repeat,
+    drop_healed_text,
     drop_if_empty,
     drop_indentation_mid_line,
     drop_repetition,
@@ -305,3 +306,54 @@ def test_postprocess_shows_what_postprocess_with_reason_shows() -> None:
         for multiline in (False, True):
             context = _ctx("    return ", multiline=multiline)
             assert postprocess(raw, context) == postprocess_with_reason(raw, context)[0]
+
+
+# --- token healing: the answer rewrites the typed text first ---
+
+
+def _healed(prefix: str, healed: str, suffix: str = "\n") -> PostprocessContext:
+    return PostprocessContext(
+        prefix=prefix, suffix=suffix, multiline=False, language="python", healed=healed
+    )
+
+
+def test_the_healed_text_is_dropped_from_the_start_of_the_answer() -> None:
+    assert drop_healed_text(" self.items = []", " se") == "lf.items = []"
+    assert drop_healed_text(".update(x)", ".up") == "date(x)"
+    assert drop_healed_text(" se", " se") == ""  # the answer ended where the user is
+    assert drop_healed_text("return", " ret") == ""  # not what was typed: it fits nowhere
+    shown = postprocess_with_reason(" self.items = []\n", _healed("        se", " se"))
+    assert shown == ("lf.items = []", None)
+    assert postprocess_with_reason("foo", _healed("x = se", " se")) == ("", "drop_healed_text")
+    # An answer that only rewrote the typed text said nothing: no rule dropped anything.
+    assert postprocess_with_reason(" se", _healed("x = se", " se")) == ("", None)
+    assert postprocess_with_reason(" ", _healed("x = se", " se")) == ("", None)
+    # A healed blank is not forced: an answer may take it as typed.
+    assert drop_healed_text("1", " ") == "1" and drop_healed_text(" 1", " ") == "1"
+
+
+def test_a_suggestion_after_typed_blanks_is_cut_at_the_cursor_never_shifted() -> None:
+    # The user typed `x =   ` (three spaces); the prompt ends at `x =  ` and the answer
+    # rewrites the last space: what follows it is shown as is.
+    assert postprocess(" 1\n", _healed("x =   ", " ")) == "1"
+    assert postprocess(" foo(a)\n", _healed("    return ", " ")) == "foo(a)"
+    assert postprocess("foo(a)\n", _healed("    return ", " ")) == "foo(a)"
+    # A run of blanks after the typed ones starts a new line's indentation: it fits nowhere,
+    # and shifting it by the typed blanks would show it in the wrong place.
+    after_def = postprocess_with_reason("        self.assertEqual(a, b)", _healed("def ", " "))
+    assert after_def == ("", "drop_indentation_mid_line")
+    assert postprocess_with_reason("  x", _healed("y =  ", " ")) == (
+        "",
+        "drop_indentation_mid_line",
+    )
+    # Whole-line: the model writes its line from the line's start; the typed indentation is
+    # cut from it as typed, whether it rewrote all of it, one blank of it, or none.
+    for raw in ("    return a\n", " return a\n", "return a\n"):
+        assert postprocess(raw, _healed("def f(a):\n    ", " ")) == "return a"
+    assert postprocess("      x\n", _healed("def f(a):\n    ", " ")) == "  x"  # deeper: its own
+
+
+def test_an_unhealed_prompt_keeps_the_rules_of_before() -> None:
+    # healed=None: only a trailing space was left out, and the typed blanks are dropped.
+    assert postprocess(" 1\n", _ctx("x = ")) == "1"
+    assert postprocess("1\n", _ctx("x = ")) == "1"

@@ -18,8 +18,9 @@ from benchmarks.repo_cases import (
     find_project,
     make_case,
 )
-from benchmarks.repo_eval import Outcome, summarize
+from benchmarks.repo_eval import Outcome, ablation_settings, summarize
 from lsp_server.cli import build_parser
+from lsp_server.settings import merge
 
 SHOP = '''"""A shop.
 
@@ -177,3 +178,11 @@ def test_the_summary_counts_every_case_and_why_each_empty_one_was_empty() -> Non
 def test_flashcode_eval_repo_goes_to_its_own_module() -> None:
     args = build_parser().parse_args(["eval", "repo", "--cases", "4"])
     assert (args.name, args.rest) == ("repo", ["--cases", "4"])
+
+
+def test_no_healing_switches_token_healing_off_in_every_server(tmp_path: Path) -> None:
+    assert ablation_settings(False) == {}
+    environ = ablation_settings(True)
+    settings, problems = merge(environ=environ, config_file=tmp_path / "none.json")
+    assert problems == [] and settings.token_healing is False
+    assert merge(environ={}, config_file=tmp_path / "none.json")[0].token_healing is True

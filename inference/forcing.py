@@ -1,0 +1,105 @@
+"""Forced first tokens: which tokens may start an answer that must begin with a given text.
+
+Token healing backs the prompt off the partial word at the cursor; the answer then has to write
+that text again, in whatever tokens the model likes (`se` as `self`, ` f` + `rom`...). While
+part of the forced text is still unwritten, a token is allowed when its text is a prefix of that
+remainder or starts with all of it.
+
+The vocabulary is indexed once per tokenizer: its token texts sorted, so the tokens starting
+with the remainder are one bisected range, and a dict from text to ids for the remainder's own
+prefixes. Trade-offs:
+- a token that decodes to a piece of a UTF-8 character, or to nothing (special tokens), is
+  never allowed while forcing: the forced text is whole characters, and an empty token would
+  not advance it;
+- after a remainder that ends in a blank, a token that writes more blanks is refused: the user
+  typed exactly those blanks, and a model that starts a new line's indentation there is wrong.
+  The same holds for the one token after a forced text that ends in a blank (`after_blank`).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+
+import numpy as np
+
+_BLANKS = (" ", "\t")
+_TOP = "\U0010ffff"  # sorts after every character: p <= s < p + _TOP for each s starting with p
+
+
+class ForcedPrefixIndex:
+    """Token texts of a vocabulary (index = id; "" for tokens never allowed while forcing)."""
+
+    def __init__(self, texts: Sequence[str]) -> None:
+        usable = [
+            (text, token) for token, text in enumerate(texts) if text and "\ufffd" not in text
+        ]
+        usable.sort()
+        self._sorted = [text for text, _ in usable]
+        self._ids = np.array([token for _, token in usable], dtype=np.int64)
+        self._by_text: dict[str, list[int]] = {}
+        for text, token in usable:
+            self._by_text.setdefault(text, []).append(token)
+        self._longest = max((len(text) for text in self._sorted), default=0)
+        self.size = len(texts)
+        self._texts = list(texts)
+        self._after_blank = np.array(
+            [token for token, text in enumerate(texts) if not text.startswith(_BLANKS)],
+            dtype=np.int64,
+        )
+
+    def _range(self, start: str) -> tuple[int, int]:
+        return (
+            bisect.bisect_left(self._sorted, start),
+            bisect.bisect_left(self._sorted, start + _TOP),
+        )
+
+    def allowed(self, remainder: str) -> np.ndarray:
+        """Ids of the tokens that may come next while `remainder` is still to be written."""
+        if not remainder:
+            return np.arange(self.size, dtype=np.int64)
+        lo, hi = self._range(remainder)
+        parts = [self._ids[lo:hi]]
+        if remainder.endswith(_BLANKS):
+            parts = []
+            cuts = sorted(self._range(remainder + blank) for blank in _BLANKS)
+            start = lo
+            for cut_lo, cut_hi in cuts:
+                parts.append(self._ids[start:cut_lo])
+                start = max(start, cut_hi)
+            parts.append(self._ids[start:hi])
+        shorter = [
+            token
+            for length in range(1, min(len(remainder) - 1, self._longest) + 1)
+            for token in self._by_text.get(remainder[:length], ())
+        ]
+        parts.append(np.array(shorter, dtype=np.int64))
+        return np.unique(np.concatenate(parts))
+
+    def after_blank(self) -> np.ndarray:
+        """Ids that may follow a forced text ending in a blank: none that starts with one."""
+        return self._after_blank
+
+    def ends_on_blank(self, remainder: str, token: int) -> bool:
+        """Whether `token` writes exactly the rest of `remainder`, which ends in a blank: the
+        token after it must then not start with one (`after_blank`)."""
+        return (
+            remainder.endswith(_BLANKS)
+            and 0 <= token < self.size
+            and (self._texts[token] == remainder)
+        )
+
+    def advance(self, remainder: str, token: int) -> str:
+        """What is left to write of `remainder` after `token`."""
+        text = self._texts[token] if 0 <= token < self.size else ""
+        if text and remainder.startswith(text):
+            return remainder[len(text) :]
+        return ""
+
+
+def constrain(logits: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """`logits` with every id outside `allowed` at -inf (a copy)."""
+    masked = np.full_like(logits, -np.inf)
+    allowed = allowed[allowed < logits.shape[-1]]
+    masked[allowed] = logits[allowed]
+    return masked
