@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from inference.cache.keys import excluded
 from lsp_server.settings import DEFAULT_SECRET_GLOBS, Settings
 from prompts.context import Document
-from prompts.languages import SUPPORTED_LANGUAGES, language_of
+from prompts.languages import language_of
 from prompts.multiline import wants_multiline
 from prompts.scope import scope_at
 
@@ -42,12 +42,6 @@ def is_secret(document: Document, globs: Sequence[str]) -> bool:
     return excluded(document.path, globs) or excluded(document.uri, globs)
 
 
-def grammar_of(document: Document) -> str | None:
-    """The tree-sitter grammar of a document, or None when no grammar parses it."""
-    language = language_of(document.language_id, document.path)
-    return language if language in SUPPORTED_LANGUAGES else None
-
-
 def build_context(
     document: Document,
     offset: int,
@@ -57,12 +51,14 @@ def build_context(
 ) -> CompletionContext:
     """The context of a cursor at `offset` (a str index inside document.text)."""
     assert 0 <= offset <= len(document.text), "offset must lie inside the document"
-    language = language_of(document.language_id, document.path) or document.language_id
-    grammar = language if language in SUPPORTED_LANGUAGES else None
+    grammar = language_of(document.language_id, document.path)  # a grammar name, or None
+    language = grammar or document.language_id
     globs = (*DEFAULT_SECRET_GLOBS, *settings.cache.exclude_globs)
     hidden = [is_secret(d, globs) for d in open_documents]
     public = tuple(d for d, secret in zip(open_documents, hidden, strict=True) if not secret)
-    learnable = tuple((d, g) for d in public if (g := grammar_of(d)) is not None)
+    learnable = tuple(
+        (d, g) for d in public if (g := language_of(d.language_id, d.path)) is not None
+    )
     return CompletionContext(
         document=document,
         offset=offset,
