@@ -54,6 +54,19 @@ def is_validation(relpath: str) -> bool:
     return int.from_bytes(digest[:4], "big") % 1000 < VALIDATION_PER_MILLE
 
 
+def _source_bytes(path: Path) -> bytes | None:
+    """A file worth training on, or None: unreadable, empty or a generated table too big."""
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        return None
+    return raw if raw.strip() and len(raw) <= MAX_FILE_BYTES else None
+
+
+def _as_text(raw: bytes) -> str:
+    return raw.decode("utf-8", errors="replace").replace("\r\n", "\n")
+
+
 def collect(root: Path | None = None) -> Corpus:
     """Every distinct .py file of the stdlib (tests included), split into train and validation."""
     root = root or stdlib_root()
@@ -64,18 +77,14 @@ def collect(root: Path | None = None) -> Corpus:
         rel = path.relative_to(root).as_posix()
         if "site-packages" in rel or "dist-packages" in rel:
             continue
-        try:
-            raw = path.read_bytes()
-        except OSError:
-            continue
-        if len(raw) > MAX_FILE_BYTES or not raw.strip():
+        raw = _source_bytes(path)
+        if raw is None:
             continue
         digest = hashlib.sha256(raw).digest()
         if digest in seen:
             continue
         seen.add(digest)
-        text = raw.decode("utf-8", errors="replace").replace("\r\n", "\n")
-        (validation if is_validation(rel) else train).append(SourceFile(rel, text))
+        (validation if is_validation(rel) else train).append(SourceFile(rel, _as_text(raw)))
     return Corpus(train=train, validation=validation)
 
 
@@ -115,14 +124,9 @@ class CorpusFile:
 def read_source_files(source: Source) -> list[CorpusFile]:
     files: list[CorpusFile] = []
     for rel, path in iter_source_paths(source):
-        try:
-            raw = path.read_bytes()
-        except OSError:
-            continue
-        if len(raw) > MAX_FILE_BYTES or not raw.strip():
-            continue
-        text = raw.decode("utf-8", errors="replace").replace("\r\n", "\n")
-        files.append(CorpusFile(source.name, group_of(source.name, rel), rel, text))
+        raw = _source_bytes(path)
+        if raw is not None:
+            files.append(CorpusFile(source.name, group_of(source.name, rel), rel, _as_text(raw)))
     return files
 
 
