@@ -1,0 +1,93 @@
+"""The workspace n-gram: longest suffix matches and how much they move the model."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from inference.ngram import Match, MixingWeights, NgramMixer, TokenSuffixIndex
+
+SEP = 9999
+
+
+def _index(*docs: list[int]) -> TokenSuffixIndex:
+    return TokenSuffixIndex.from_documents(list(docs), separator=SEP)
+
+
+def test_longest_suffix_and_its_continuation() -> None:
+    index = _index([1, 2, 3, 4, 5], [7, 2, 3, 4, 6])
+    match = index.longest_match([9, 1, 2, 3, 4])
+    assert match is not None
+    assert (match.length, match.counts) == (4, {5: 1})
+
+
+def test_a_shorter_suffix_counts_every_continuation() -> None:
+    index = _index([1, 2, 3, 4, 5], [7, 2, 3, 4, 6])
+    match = index.longest_match([8, 2, 3, 4])
+    assert match is not None
+    assert (match.length, match.counts, match.occurrences) == (3, {5: 1, 6: 1}, 2)
+
+
+def test_a_match_at_the_end_of_a_document_has_no_continuation() -> None:
+    # The tokens before the cursor are in the buffer's own prefix: that occurrence is followed by
+    # the separator and must not predict anything.
+    index = _index([5, 6, 7, 8], [1, 2, 7, 8, 3])
+    match = index.longest_match([5, 6, 7, 8])
+    assert match is not None
+    assert (match.length, match.counts) == (2, {3: 1})
+
+
+def test_nothing_found() -> None:
+    assert _index([1, 2, 3]).longest_match([42]) is None
+    assert _index().longest_match([1]) is None
+    assert _index([1, 2]).longest_match([]) is None
+
+
+def test_killed_documents_stop_counting() -> None:
+    index = _index([1, 2, 3, 4], [1, 2, 3, 9])
+    index.kill(0, 5)  # the first document and its separator
+    match = index.longest_match([1, 2, 3])
+    assert match is not None
+    assert match.counts == {9: 1}
+
+
+def test_ids_above_uint16_are_kept_whole() -> None:
+    index = _index([70000, 70001, 70002], [5, 70001, 70003])
+    match = index.longest_match([70000, 70001])
+    assert match is not None
+    assert match.counts == {70002: 1}
+
+
+def test_weight_grows_with_length_and_agreement_and_the_models_doubt() -> None:
+    weights = MixingWeights()
+    long_pure = Match(12, {5: 3}, 3)
+    short = Match(2, {5: 3}, 3)
+    ambiguous = Match(12, {5: 1, 6: 1, 7: 1}, 3)
+    assert weights.weight(short, entropy=3.0) == 0.0
+    assert weights.weight(long_pure, 3.0) > weights.weight(ambiguous, 3.0)
+    assert weights.weight(long_pure, 3.0) > weights.weight(long_pure, 0.1) > 0.0
+
+
+def test_mixer_turns_a_long_match_into_the_choice_and_follows_accepted_tokens() -> None:
+    doc = list(range(100, 130))
+    mixer = NgramMixer((_index(doc),), context=doc[:12])
+    logits = np.zeros(200, dtype=np.float32)
+    logits[50] = 3.0  # the model prefers something else, mildly
+    assert int(np.argmax(mixer.mix(logits))) == 112
+    mixer.accept(112)
+    assert int(np.argmax(mixer.mix(logits))) == 113
+    assert mixer.mixed_steps == 2
+
+
+def test_mixer_leaves_a_sure_model_alone_on_a_short_match() -> None:
+    mixer = NgramMixer((_index([1, 2, 3, 4]),), context=[2, 3])
+    logits = np.zeros(10, dtype=np.float32)
+    logits[7] = 10.0
+    assert np.array_equal(mixer.mix(logits), logits)
+
+
+def test_the_current_buffer_wins_a_tie() -> None:
+    buffer = _index([1, 2, 3, 4])
+    workspace = _index([1, 2, 3, 5])
+    mixer = NgramMixer((buffer, workspace), context=[1, 2, 3])
+    match = mixer.best_match()
+    assert match is not None and match.counts == {4: 1}
