@@ -361,9 +361,17 @@ async def run_all(
     return list(outcomes)
 
 
-def ablation_settings(no_healing: bool) -> dict[str, str]:
+# Each part an ablation can switch off, and the server setting that does it.
+ABLATIONS = {
+    "healing": "FLASHCODE_TOKEN_HEALING",
+    "mixing": "FLASHCODE_WORKSPACE__MIXING",
+    "workspace": "FLASHCODE_WORKSPACE__ENABLED",
+}
+
+
+def ablation_settings(off: Sequence[str]) -> dict[str, str]:
     """The FLASHCODE_* variables that switch the ablated parts off in every case's server."""
-    return {"FLASHCODE_TOKEN_HEALING": "0"} if no_healing else {}
+    return {ABLATIONS[part]: "0" for part in off}
 
 
 def main(argv: Sequence[str]) -> int:
@@ -382,11 +390,10 @@ def main(argv: Sequence[str]) -> int:
         action="store_true",
         help="measure the first request a server answers, one-off costs included",
     )
-    parser.add_argument(
-        "--no-healing",
-        action="store_true",
-        help="ablation: servers without token healing (FLASHCODE_TOKEN_HEALING=0)",
-    )
+    for part, variable in ABLATIONS.items():
+        parser.add_argument(
+            f"--no-{part}", action="store_true", help=f"ablation: servers with {variable}=0"
+        )
     parser.add_argument("--details", type=Path, help="also write every case's answers here (JSONL)")
     parser.add_argument(
         "--json", action="store_true", help="print JSON only (the default output too)"
@@ -402,7 +409,8 @@ def main(argv: Sequence[str]) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     projects = {project.name: project for project in chosen}
-    settings = ablation_settings(args.no_healing)
+    off = [part for part in ABLATIONS if getattr(args, f"no_{part}")]
+    settings = ablation_settings(off)
     started = time.perf_counter()
     flash = asyncio.run(
         run_all(cases, projects, args.model, args.jobs, not args.no_warmup, settings)
@@ -420,7 +428,7 @@ def main(argv: Sequence[str]) -> int:
             "after the indentation, the line removed; the rest of the file stays",
             "server": "a fresh server and cache directory per case, default settings"
             + "".join(f", {key}={value}" for key, value in settings.items()),
-            "ablations": {"healing": not args.no_healing},
+            "ablations": {part: part not in off for part in ABLATIONS},
             "warmup": not args.no_warmup,
             "wall_s": round(time.perf_counter() - started, 1),
         },

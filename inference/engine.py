@@ -9,14 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from inference.model import ModelInfo, load_model_info
+from inference.prefix_cache import PrefixCache
 from inference.runners import make_runner
-from inference.scheduler import (
-    GenerationRequest,
-    GenerationResult,
-    PrefixCache,
-    Scheduler,
-    Submission,
-)
+from inference.scheduler import GenerationRequest, GenerationResult, Scheduler, Submission
 from inference.session import choose_provider, physical_cores
 from inference.tokenizer import Tokenizer
 

@@ -12,15 +12,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
 
 from inference.forcing import ForcedPrefixIndex, constrain
-from inference.kv_device import KVSnapshot
+from inference.ngram import NgramMixer, TokenSuffixIndex
+from inference.prefix_cache import PrefixCache
 from inference.runners import Runner
 from inference.sampling import Sampler, TextTracker
 from inference.tokenizer import Tokenizer
@@ -47,6 +47,11 @@ class GenerationRequest:
     # The answer must start with this text (token healing: the typed text the prompt backed off
     # from). Until it is written, only tokens consistent with what is left of it are sampled.
     forced_prefix: str = ""
+    # The user's own code, mixed into each step's distribution (inference/ngram.py): token arrays
+    # searched for the longest suffix of `ngram_context` (the tokens just before the cursor)
+    # followed by what was generated so far; the first source wins a tie.
+    ngram_sources: tuple[TokenSuffixIndex, ...] = field(default=(), compare=False)
+    ngram_context: tuple[int, ...] = ()
 
 
 @dataclass
@@ -99,65 +104,11 @@ class _Sequence:
     next_token: int = -1  # sampled, not yet run through the model
     forced: str = ""  # what is left to write of the request's forced prefix
     after_blank: bool = False  # the forced prefix just ended in a blank: no blank may follow
+    mixer: NgramMixer | None = None
 
 
 def _slot_of(sequence: _Sequence) -> int:
     return sequence.slot
-
-
-class PrefixCache:
-    """LRU of prompt KV snapshots, bounded in bytes; finds the longest common token prefix."""
-
-    def __init__(self, capacity_bytes: int) -> None:
-        self.capacity_bytes = capacity_bytes
-        self._entries: OrderedDict[tuple[int, ...], tuple[np.ndarray, KVSnapshot]] = OrderedDict()
-        self.bytes = 0
-        self.hits = 0
-        self.misses = 0
-        self.reused_tokens = 0
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def lookup(self, tokens: Sequence[int], limit: int) -> tuple[KVSnapshot, int] | None:
-        """The entry sharing the longest prefix with `tokens` and that length (at most `limit`)."""
-        query = np.asarray(tokens, np.int64)
-        best: tuple[tuple[int, ...], int] | None = None
-        for key, (stored, _) in self._entries.items():
-            size = min(len(stored), len(query), limit)
-            differ = np.flatnonzero(stored[:size] != query[:size])
-            common = int(differ[0]) if differ.size else size
-            if common > 0 and (best is None or common > best[1]):
-                best = (key, common)
-        if best is None:
-            self.misses += 1
-            return None
-        key, common = best
-        self._entries.move_to_end(key)
-        self.hits += 1
-        self.reused_tokens += common
-        return self._entries[key][1], common
-
-    def covers(self, tokens: tuple[int, ...]) -> bool:
-        """Whether an entry already holds all of `tokens` (so storing them adds nothing)."""
-        query = np.asarray(tokens, np.int64)
-        return any(
-            len(stored) >= len(query) and np.array_equal(stored[: len(query)], query)
-            for stored, _ in self._entries.values()
-        )
-
-    def store(self, tokens: tuple[int, ...], snapshot: KVSnapshot) -> None:
-        if snapshot.nbytes > self.capacity_bytes:
-            return
-        query = np.asarray(tokens, np.int64)
-        # an entry whose tokens are a prefix of the new one is superseded by it
-        for key in [k for k, (s, _) in self._entries.items() if np.array_equal(s, query[: len(s)])]:
-            self.bytes -= self._entries.pop(key)[1].nbytes
-        self._entries[tokens] = (query, snapshot)
-        self.bytes += snapshot.nbytes
-        while self.bytes > self.capacity_bytes:
-            _, (_, evicted) = self._entries.popitem(last=False)
-            self.bytes -= evicted.nbytes
 
 
 class Scheduler:
@@ -187,7 +138,10 @@ class Scheduler:
             "decode_steps": 0,
             "batched_rows": 0,  # sum of batch sizes over decode steps
             "cancel_steps_max": 0,  # most model runs a request took part in after its cancel
+            "mixed_rows": 0,  # rows whose distribution a workspace match moved
+            "mixing_rows": 0,  # rows that searched for one
         }
+        self._mixing_seconds = 0.0
         self._step_seconds: dict[int, list[float]] = {}  # batch size -> [seconds, steps]
         self._forcing: ForcedPrefixIndex | None = None  # built when the model thread starts
 
@@ -220,6 +174,10 @@ class Scheduler:
         stats["waiting"] = len(self._waiting) + len(self._incoming)
         steps = self.counters["decode_steps"]
         stats["mean_batch"] = round(self.counters["batched_rows"] / steps, 2) if steps else 0.0
+        searched = self.counters["mixing_rows"]
+        stats["mixing_ms_per_row"] = (
+            round(self._mixing_seconds / searched * 1000, 4) if searched else 0.0
+        )
         stats["step_ms_by_batch"] = {
             size: round(seconds / count * 1000, 3)
             # list() copies in one C call: the model thread may add a size meanwhile
@@ -356,9 +314,12 @@ class Scheduler:
             prefill_ms=(time.perf_counter() - started) * 1000,
             queue_ms=(started - submission.submitted) * 1000,
             forced=request.forced_prefix,
+            mixer=NgramMixer(request.ngram_sources, list(request.ngram_context))
+            if request.ngram_sources and request.ngram_context
+            else None,
         )
         self._active.append(sequence)
-        self._accept(sequence, self._sample(sequence, logits))
+        self._accept(sequence, self._sample(sequence, self._mixed(sequence, logits)))
 
     def _decode_step(self) -> None:
         sequences = self._active
@@ -384,10 +345,25 @@ class Scheduler:
         greedy = logits.argmax(axis=1).tolist()
         for row, sequence in enumerate(sequences):
             sequence.sub.runs += 1
-            if sequence.forced or sequence.after_blank or not sequence.sampler.greedy:
+            if sequence.mixer is not None:
+                self._accept(sequence, self._sample(sequence, self._mixed(sequence, logits[row])))
+            elif sequence.forced or sequence.after_blank or not sequence.sampler.greedy:
                 self._accept(sequence, self._sample(sequence, logits[row]))
             else:
                 self._accept(sequence, greedy[row])
+
+    def _mixed(self, sequence: _Sequence, logits: np.ndarray) -> np.ndarray:
+        """One row's logits with its workspace match mixed in (unchanged without a mixer)."""
+        mixer = sequence.mixer
+        if mixer is None:
+            return logits
+        started = time.perf_counter()
+        before = mixer.mixed_steps
+        mixed = mixer.mix(logits)
+        self._mixing_seconds += time.perf_counter() - started
+        self.counters["mixing_rows"] += 1
+        self.counters["mixed_rows"] += mixer.mixed_steps - before
+        return mixed
 
     def _forcing_index(self) -> ForcedPrefixIndex:
         if self._forcing is None:
@@ -414,6 +390,8 @@ class Scheduler:
             self._finish(sequence, "stop")
             return
         sequence.generated.append(token)
+        if sequence.mixer is not None:
+            sequence.mixer.accept(token)
         if sequence.forced:
             remainder = sequence.forced
             sequence.forced = self._forcing_index().advance(remainder, token)

@@ -99,6 +99,31 @@ class TestSettings:
 
 
 @dataclass(kw_only=True)
+class WorkspaceSettings:
+    enabled: bool = field(
+        default=True,
+        metadata=about(
+            "Index the workspace folders' source files (respecting .gitignore), so that"
+            " suggestions draw on the project's own code."
+        ),
+    )
+    mixing: bool = field(
+        default=True,
+        metadata=about(
+            "Mix the continuation that the buffer, the open files and the workspace had after"
+            " the same code into each decoding step."
+        ),
+    )
+    index_budget_mb: int = field(
+        default=200,
+        metadata=about(
+            "Memory for the workspace index, in MB; past it, the newest files are kept.",
+            between=(1, 16_384),
+        ),
+    )
+
+
+@dataclass(kw_only=True)
 class Settings:
     model_path: str = field(
         default="",
@@ -173,6 +198,9 @@ class Settings:
     )
     tests: TestSettings = field(
         default_factory=TestSettings, metadata=about("Unit test generation.")
+    )
+    workspace: WorkspaceSettings = field(
+        default_factory=WorkspaceSettings, metadata=about("The workspace index and mixing.")
     )
     log_level: LogLevel = field(
         default="info",

@@ -40,6 +40,8 @@ def exact_key(fingerprint: str, request: GenerationRequest) -> str | None:
     }
     if request.forced_prefix:  # only then: the keys of unforced requests stay as they were
         settings["forced_prefix"] = request.forced_prefix
+    if request.ngram_sources:  # the user's code moved the answer: not the model's alone
+        settings["mixed"] = True
     digest = hashlib.sha256()
     digest.update(f"flashcode-exact-{CACHE_FORMAT}\0{fingerprint}\0".encode())
     digest.update(json.dumps(settings, sort_keys=True).encode())

@@ -2,8 +2,8 @@
 
 A linear pipeline over a context built once (DESIGN.md, llm-ls's get_completions):
 
-    context → typing-ahead → should-complete → route → pattern cache → prompt → exact cache
-            → generate → post-process → store → answer
+    context → typing-ahead → should-complete → route → pattern cache → prompt → mixing sources
+            → exact cache → generate → post-process → store → answer
 
 Each step lives in its own module and is called once; a step that ends the request says so by
 its answer (a typing-ahead rest, a cache hit, an empty post-processed text). The LSP handlers for
@@ -20,12 +20,17 @@ import logging
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Protocol
 
+from inference.ngram import TokenSuffixIndex
+from inference.scheduler import GenerationRequest
+from inference.tokenizer import Tokenizer
 from lsp_server.backends.local import ModelManager
 from lsp_server.completion.cache import CacheState
 from lsp_server.completion.context import CompletionContext, build_context
 from lsp_server.completion.exact_step import exact_lookup
+from lsp_server.completion.mixing_step import MixingSources
 from lsp_server.completion.pattern_step import pattern_hit
 from lsp_server.completion.postprocess_step import shown_text_with_reason
 from lsp_server.completion.prompt_step import fit_prompt, generation_request
@@ -33,6 +38,7 @@ from lsp_server.completion.routing import choose_route
 from lsp_server.completion.store_step import store_answer
 from lsp_server.events import Signal
 from lsp_server.settings import Settings
+from prompts.budget import CompletionPrompt
 from prompts.context import Document, completable_mid_line, cursor_line
 from prompts.typeahead import ShownSuggestion, remaining_suggestion
 
@@ -42,6 +48,10 @@ log = logging.getLogger(__name__)
 # code after the cursor rules out a completion (completable_mid_line); the exact cache's stored
 # answer, or the model's own, was blank before any rule ran.
 EMPTY_REASONS = ("not-ready", "mid-line-filter", "cache-empty", "model-empty")
+
+
+class WorkspaceSources(Protocol):
+    def sources(self) -> tuple[TokenSuffixIndex, ...]: ...
 
 
 @dataclass(frozen=True)
@@ -74,6 +84,10 @@ class CompletionService:
         self.problems: Signal[str] = Signal()  # something the user should fix, said once
         self._reported: set[str] = set()
         self._shown: dict[str, ShownSuggestion] = {}  # per document URI
+        self.mixing = MixingSources()
+        # The workspace's token index (lsp_server/workspace), set by the LSP edge once the
+        # workspace folders are known; None: the buffer and open documents are all it mixes in.
+        self.workspace_index: WorkspaceSources | None = None
 
     def apply_settings(self, settings: Settings) -> None:
         """Called when the settings change, never per request."""
@@ -145,6 +159,8 @@ class CompletionService:
 
         prompt = fit_prompt(context, route, settings)
         request = generation_request(prompt, route, settings)
+        if settings.workspace.mixing:
+            request = self._with_mixing(context, prompt, request, route.engine.tokenizer, settings)
         lookup = exact_lookup(self.cache, context, prompt, request, route.engine.model.fingerprint)
         if lookup.hit is not None:
             text, rule = shown_text_with_reason(
@@ -166,6 +182,19 @@ class CompletionService:
             result.total_ms,
         )
         return text, "model" if text else _empty_reason(result.text, rule, "model"), None
+
+    def _with_mixing(
+        self,
+        context: CompletionContext,
+        prompt: CompletionPrompt,
+        request: GenerationRequest,
+        tokenizer: Tokenizer,
+        settings: Settings,
+    ) -> GenerationRequest:
+        index = self.workspace_index if settings.workspace.enabled else None
+        workspace = index.sources() if index is not None else ()
+        sources, before = self.mixing.for_request(context, prompt, tokenizer, workspace)
+        return replace(request, ngram_sources=sources, ngram_context=before)
 
     def _answer(
         self, context: CompletionContext, text: str, source: str, shown_id: str | None

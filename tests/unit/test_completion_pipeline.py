@@ -220,6 +220,7 @@ async def test_one_completion_enters_each_step_module_once_and_in_order(tmp_path
         "routing",
         "pattern_step",
         "prompt_step",
+        "mixing_step",
         "exact_step",
         "postprocess_step",
         "store_step",

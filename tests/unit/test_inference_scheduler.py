@@ -10,7 +10,8 @@ import pytest
 
 from inference.engine import Engine, EngineOptions
 from inference.kv_device import KVSnapshot
-from inference.scheduler import GenerationRequest, PrefixCache
+from inference.prefix_cache import PrefixCache
+from inference.scheduler import GenerationRequest
 
 MODELS = Path(__file__).resolve().parents[1] / "fixtures" / "models"
 

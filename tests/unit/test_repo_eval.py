@@ -180,9 +180,12 @@ def test_flashcode_eval_repo_goes_to_its_own_module() -> None:
     assert (args.name, args.rest) == ("repo", ["--cases", "4"])
 
 
-def test_no_healing_switches_token_healing_off_in_every_server(tmp_path: Path) -> None:
-    assert ablation_settings(False) == {}
-    environ = ablation_settings(True)
+def test_each_ablation_switches_its_part_off_in_every_server(tmp_path: Path) -> None:
+    assert ablation_settings([]) == {}
+    environ = ablation_settings(["healing", "mixing", "workspace"])
     settings, problems = merge(environ=environ, config_file=tmp_path / "none.json")
-    assert problems == [] and settings.token_healing is False
-    assert merge(environ={}, config_file=tmp_path / "none.json")[0].token_healing is True
+    assert problems == []
+    assert settings.token_healing is False
+    assert settings.workspace.mixing is False and settings.workspace.enabled is False
+    defaults = merge(environ={}, config_file=tmp_path / "none.json")[0]
+    assert defaults.token_healing and defaults.workspace.mixing and defaults.workspace.enabled

@@ -1,0 +1,124 @@
+"""The mixing step: which token arrays a request's decoder draws on, and the tokens it starts from.
+
+Decode-time mixing (inference/ngram.py) searches, at each step, for the longest suffix of the
+code before the cursor plus what was generated so far. The sources, in the order that wins a
+tie: the current buffer, then the other open documents (only when no workspace index covers
+them), then the workspace index's segments.
+
+Trade-offs:
+- The buffer is tokenized in blocks of lines, each cached by its text, so a keystroke costs the
+  tokens of one block and a suffix array of the buffer (a millisecond for a few thousand lines),
+  not the whole file's tokenization. A block boundary may tokenize differently from the file as
+  a whole; only matches across that one boundary suffer.
+- The buffer is split at the cursor by a separator, and its prefix stops where the prompt's
+  prefix stops (before the text token healing left out). The tokens before the cursor are always
+  found there, and followed by nothing: they predict only from their other occurrences.
+- Secret-looking open documents are never a source (the workspace index skips such files too).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+
+from inference.ngram import TokenSuffixIndex
+from inference.tokenizer import Tokenizer
+from lsp_server.completion.context import CompletionContext
+from prompts.budget import CompletionPrompt
+from prompts.context import Document
+from prompts.healing import healed_whitespace
+
+BLOCK_LINES = 32
+CONTEXT_CHARS = 600  # of the code before the cursor: far more than the longest match searched
+_BLOCKS_KEPT = 4096
+_DOCUMENTS_KEPT = 32
+
+
+def separator_for(tokenizer: Tokenizer) -> int:
+    """An id that no token has: matches never cross a document boundary."""
+    return max(tokenizer.vocab_size, 0xFFFF)
+
+
+class MixingSources:
+    """Per completion service: cached tokens of buffer blocks and of open documents."""
+
+    def __init__(self) -> None:
+        self._blocks: OrderedDict[str, list[int]] = OrderedDict()
+        self._documents: OrderedDict[tuple[str, int], TokenSuffixIndex] = OrderedDict()
+        self._tokenizer_id = 0
+
+    def _reset_for(self, tokenizer: Tokenizer) -> None:
+        if id(tokenizer) != self._tokenizer_id:  # a new model: its tokens differ
+            self._blocks.clear()
+            self._documents.clear()
+            self._tokenizer_id = id(tokenizer)
+
+    def _encode_blocks(self, text: str, tokenizer: Tokenizer) -> list[int]:
+        lines = text.splitlines(keepends=True)
+        ids: list[int] = []
+        for start in range(0, len(lines), BLOCK_LINES):
+            block = "".join(lines[start : start + BLOCK_LINES])
+            tokens = self._blocks.get(block)
+            if tokens is None:
+                tokens = tokenizer.encode(block)
+                self._blocks[block] = tokens
+                if len(self._blocks) > _BLOCKS_KEPT:
+                    self._blocks.popitem(last=False)
+            else:
+                self._blocks.move_to_end(block)
+            ids.extend(tokens)
+        return ids
+
+    def buffer_index(self, prefix: str, suffix: str, tokenizer: Tokenizer) -> TokenSuffixIndex:
+        separator = separator_for(tokenizer)
+        return TokenSuffixIndex.from_documents(
+            [self._encode_blocks(prefix, tokenizer), self._encode_blocks(suffix, tokenizer)],
+            separator,
+        )
+
+    def document_index(self, document: Document, tokenizer: Tokenizer) -> TokenSuffixIndex:
+        key = (document.uri, hash(document.text))
+        found = self._documents.get(key)
+        if found is None:
+            found = TokenSuffixIndex.from_documents(
+                [self._encode_blocks(document.text, tokenizer)], separator_for(tokenizer)
+            )
+            self._documents[key] = found
+            if len(self._documents) > _DOCUMENTS_KEPT:
+                self._documents.popitem(last=False)
+        else:
+            self._documents.move_to_end(key)
+        return found
+
+    def for_request(
+        self,
+        context: CompletionContext,
+        prompt: CompletionPrompt,
+        tokenizer: Tokenizer,
+        workspace: Sequence[TokenSuffixIndex],
+    ) -> tuple[tuple[TokenSuffixIndex, ...], tuple[int, ...]]:
+        """(sources, the tokens just before the cursor) for one request's decoder."""
+        self._reset_for(tokenizer)
+        before = _prompt_end(context.prefix, prompt)
+        sources = [self.buffer_index(before, context.suffix, tokenizer)]
+        if not workspace:
+            sources.extend(self.document_index(d, tokenizer) for d in context.public_documents)
+        sources.extend(workspace)
+        return tuple(sources), tuple(tokenizer.encode(_tail(before)))
+
+
+def _prompt_end(prefix: str, prompt: CompletionPrompt) -> str:
+    """`prefix` up to where the prompt's code stops: before the text token healing left out (or
+    the trailing space left out without healing)."""
+    left_out = prompt.healed if prompt.healed is not None else healed_whitespace(prefix)
+    end = len(prefix) - len(left_out)
+    return prefix[:end] if prefix[:end].endswith(prompt.prefix) else prefix
+
+
+def _tail(text: str) -> str:
+    """The last CONTEXT_CHARS of `text`, from a line start when one is near."""
+    if len(text) <= CONTEXT_CHARS:
+        return text
+    window = text[-CONTEXT_CHARS:]
+    newline = window.find("\n")
+    return window[newline + 1 :] if 0 <= newline < CONTEXT_CHARS // 2 else window
