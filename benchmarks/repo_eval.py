@@ -91,6 +91,7 @@ class Outcome:
     answer: str  # the first item's insertText, "" for none
     latency_ms: float
     empty_reason: str = ""  # why the answer was empty, as the server says
+    changed_by: tuple[str, ...] = ()  # post-processing rules that changed the answer shown
 
 
 def _plain(value: Any) -> Any:
@@ -258,14 +259,17 @@ async def ask(
         await warm_up(client, scratch)
     line_start = case.prefix.rfind("\n") + 1
     character = len(case.prefix[line_start:].encode("utf-16-le")) // 2
+    changed_before = (await server.stats()).get("completions", {}).get("changedByRule", {})
     answer, latency_ms = await inline_completion(client, uri, case.line, character)
+    completions = (await server.stats()).get("completions", {})
+    changed_after = completions.get("changedByRule", {})
+    changed = tuple(r for r, n in changed_after.items() if n > changed_before.get(r, 0))
     reason = ""
     if not answer:
-        completions = (await server.stats()).get("completions", {})
         reason = completions.get("lastEmptyReason") or "unreported"
         if server.final_state == "error":
             reason = "model-error"
-    return Outcome(case, answer, latency_ms, reason)
+    return Outcome(case, answer, latency_ms, reason, changed)
 
 
 def peer_outcomes(cases: Sequence[Case], projects: dict[str, Project]) -> list[Outcome]:
@@ -309,6 +313,18 @@ def summarize(outcomes: Sequence[Outcome]) -> dict[str, Any]:
         "empty_reasons": dict(
             Counter(o.empty_reason for o in outcomes if not o.answer).most_common()
         ),
+        # Answers shown after a rule changed them, and of those, how many were then exact.
+        "changed_by_rule": {
+            rule: {
+                "shown": sum(1 for o in answered if rule in o.changed_by),
+                "exact": sum(
+                    1
+                    for o in answered
+                    if rule in o.changed_by and exact_match(o.answer, o.case.expected)
+                ),
+            }
+            for rule in sorted({r for o in answered for r in o.changed_by})
+        },
     }
 
 
@@ -333,6 +349,7 @@ def detail(flash: Outcome, peer: Outcome) -> dict[str, Any]:
         "flashcode": flash.answer,
         "flashcode_ms": round(flash.latency_ms, 1),
         "empty_reason": flash.empty_reason,
+        "changed_by": list(flash.changed_by),
         "copy_peer": peer.answer,
     }
 

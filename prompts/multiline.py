@@ -19,7 +19,8 @@ def _strip_comment(line: str, comment: str) -> str:
     return (line[:index] if index != -1 else line).rstrip()
 
 
-def _opens_block(line: str, rules: CodeRules) -> bool:
+def opens_block(line: str, rules: CodeRules) -> bool:
+    """Whether the line ends by opening a block (`if x:`, `fn f() {`), comments aside."""
     code = _strip_comment(line, rules.line_comment).strip()
     if not code.endswith(rules.block_openers):
         return False
@@ -67,11 +68,11 @@ def wants_multiline(text: str, offset: int, language: str) -> bool:
         )
     below = _neighbour_line(text, offset, 1)
     if before.strip():
-        return _opens_block(before, rules) and (
+        return opens_block(before, rules) and (
             below is None or indent_width(below) <= indent_width(before)
         )
     above = _neighbour_line(text, offset, -1)
-    if above is not None and _opens_block(above, rules):
+    if above is not None and opens_block(above, rules):
         return below is None or indent_width(below) <= indent_width(above)
     if above is not None and _is_comment_line(above, rules):
         return below is None or indent_width(below) <= indent_width(before)

@@ -8,6 +8,7 @@ of the context) and returns a shorter or equal text; "" means show nothing.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from prompts.context import cursor_line, rest_of_line
 from prompts.fim import ALL_SPECIAL_TEXTS
 from prompts.languages import code_rules
+from prompts.multiline import opens_block
 from prompts.text import indent_width
 
 _PAIRS = {"(": ")", "[": "]", "{": "}"}
@@ -80,6 +82,49 @@ def drop_indentation_mid_line(text: str, prefix: str, healed: bool = False) -> s
     if healed and line.strip() and line[-1:].isspace() and indent >= 1:
         return ""
     return text
+
+
+def indent_unit(prefix: str) -> str:
+    """One level of the document's indentation: a tab where its lines start with tabs, else the
+    smallest step in spaces between consecutive indented lines (4 when there is none)."""
+    widths: list[int] = []
+    for line in prefix.splitlines()[-200:]:
+        if not line.strip():
+            continue
+        if line.startswith("\t"):
+            return "\t"
+        widths.append(indent_width(line))
+    steps = [b - a for a, b in itertools.pairwise(widths) if b > a]
+    return " " * min(steps, default=4)
+
+
+def indent_after_opener(text: str, prefix: str, language: str) -> str:
+    """A new line after a block opener gets one level more than the opener's line (`if n < 2:`
+    then `return False` inside it, not beside it). The answer's lines from there on move
+    together, so a block the model wrote keeps its own shape."""
+    rules = code_rules(language)
+    line = cursor_line(prefix)
+    lines = text.split("\n")
+    if line.strip():  # after code on the cursor's line: the answer itself opens the new line
+        if len(lines) < 2 or lines[0].strip() or not opens_block(line, rules):
+            return text
+        opener, typed, first = line, "", 1
+    else:  # on a line of blanks: the line above opens the block
+        above = prefix[: len(prefix) - len(line)].rstrip("\n").rsplit("\n", 1)[-1]
+        if not above.strip() or not opens_block(above, rules):
+            return text
+        opener, typed, first = above, line, 0
+    at = next((i for i in range(first, len(lines)) if lines[i].strip()), None)
+    if at is None:
+        return text
+    unit = indent_unit(prefix)
+    shown = (typed if at == 0 else "") + lines[at]
+    missing = indent_width(opener) + indent_width(unit + "x") - indent_width(shown)
+    if missing <= 0:
+        return text
+    pad = "\t" * -(-missing // 4) if unit == "\t" else " " * missing
+    moved = [pad + item if i >= at and item.strip() else item for i, item in enumerate(lines)]
+    return "\n".join(moved)
 
 
 def keep_first_line(text: str) -> str:
@@ -302,6 +347,7 @@ def _rules(ctx: PostprocessContext) -> list[tuple[str, Callable[[str], str]]]:
             lambda text: drop_indentation_mid_line(text, ctx.prefix, healed is not None),
         ),
         ("drop_repetition", lambda text: drop_repetition(text, line)),
+        ("indent_after_opener", lambda text: indent_after_opener(text, ctx.prefix, ctx.language)),
     ]
     if ctx.multiline:
         rules.append(
@@ -323,19 +369,37 @@ def _rules(ctx: PostprocessContext) -> list[tuple[str, Callable[[str], str]]]:
     return rules
 
 
-def postprocess_with_reason(raw: str, ctx: PostprocessContext) -> tuple[str, str | None]:
-    """The completion to show, and the name of the rule that emptied it: None when something
-    is left to show, or when `raw` was empty already (nothing for a rule to drop). A healed
-    answer that ends at the cursor, having only rewritten the typed text, is empty that way too."""
+@dataclass(frozen=True)
+class Trace:
+    """What post-processing did: the text shown, the rule that emptied it (None when something is
+    shown or `raw` was empty already), and every rule that changed it, in order."""
+
+    text: str
+    emptied_by: str | None
+    changed_by: tuple[str, ...]
+
+
+def postprocess_traced(raw: str, ctx: PostprocessContext) -> Trace:
+    """The completion to show, with the rules that changed or emptied it. A healed answer that
+    ends at the cursor, having only rewritten the typed text, is empty without a rule."""
     if ctx.healed and ctx.healed.strip() and ctx.healed.startswith(raw):
-        return "", None
+        return Trace("", None, ())
     text = raw
+    changed: list[str] = []
     for name, rule in _rules(ctx):
         shortened = rule(text)
+        if shortened != text:
+            changed.append(name)
         if text and not shortened:
-            return "", name  # every rule maps "" to "": the first to empty it is the one
+            return Trace("", name, tuple(changed))  # every rule maps "" to "": the first wins
         text = shortened
-    return text, None
+    return Trace(text, None, tuple(changed))
+
+
+def postprocess_with_reason(raw: str, ctx: PostprocessContext) -> tuple[str, str | None]:
+    """The completion to show, and the name of the rule that emptied it (postprocess_traced)."""
+    trace = postprocess_traced(raw, ctx)
+    return trace.text, trace.emptied_by
 
 
 def postprocess(raw: str, ctx: PostprocessContext) -> str:

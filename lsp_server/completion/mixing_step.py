@@ -80,8 +80,11 @@ class MixingSources:
         key = (document.uri, hash(document.text))
         found = self._documents.get(key)
         if found is None:
+            # Blanks at the very end are where that document's own cursor was: tokenized alone
+            # (`return` + ` `), they would teach a lone space after `return`.
             found = TokenSuffixIndex.from_documents(
-                [self._encode_blocks(document.text, tokenizer)], separator_for(tokenizer)
+                [self._encode_blocks(document.text.rstrip(" \t"), tokenizer)],
+                separator_for(tokenizer),
             )
             self._documents[key] = found
             if len(self._documents) > _DOCUMENTS_KEPT:

@@ -32,7 +32,7 @@ from lsp_server.completion.context import CompletionContext, build_context
 from lsp_server.completion.exact_step import exact_lookup
 from lsp_server.completion.mixing_step import MixingSources
 from lsp_server.completion.pattern_step import pattern_hit
-from lsp_server.completion.postprocess_step import shown_text_with_reason
+from lsp_server.completion.postprocess_step import shown_text_traced, shown_text_with_reason
 from lsp_server.completion.prompt_step import fit_prompt, generation_request
 from lsp_server.completion.routing import choose_route
 from lsp_server.completion.store_step import store_answer
@@ -72,6 +72,8 @@ class CompletionStats:
     by_source: dict[str, int] = field(default_factory=dict)
     last_latency_ms: float = 0.0
     empty_by_reason: dict[str, int] = field(default_factory=dict)
+    # answers a post-processing rule changed (shortened, cut, re-indented) but did not empty
+    changed_by_rule: dict[str, int] = field(default_factory=dict)
     last_empty_reason: str = ""  # of the latest empty answer; "" before the first
 
 
@@ -169,7 +171,10 @@ class CompletionService:
             return text, "cache" if text else _empty_reason(lookup.hit.text, rule, "cache"), None
 
         result = await route.engine.generate(request)
-        text, rule = shown_text_with_reason(result.text, context.prefix, context.suffix, prompt)
+        trace = shown_text_traced(result.text, context.prefix, context.suffix, prompt)
+        text, rule = trace.text, trace.emptied_by
+        for name in trace.changed_by if text else ():
+            self.stats.changed_by_rule[name] = self.stats.changed_by_rule.get(name, 0) + 1
         store_answer(self.cache, context, lookup, result.text, text, result.finish_reason)
         log.info(
             "completion %s:%d prompt=%d reused=%d new=%d finish=%s %.0fms",

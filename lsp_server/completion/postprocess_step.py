@@ -4,7 +4,7 @@ it for the cursor as it is now."""
 from __future__ import annotations
 
 from prompts.budget import CompletionPrompt
-from prompts.postprocess import PostprocessContext, postprocess_with_reason
+from prompts.postprocess import PostprocessContext, Trace, postprocess_traced
 
 
 def shown_text(raw: str, prefix: str, suffix: str, prompt: CompletionPrompt) -> str:
@@ -17,7 +17,13 @@ def shown_text_with_reason(
 ) -> tuple[str, str | None]:
     """As `shown_text`, with the name of the post-processing rule that emptied the answer (None
     when something is shown, or when `raw` was empty already)."""
-    return postprocess_with_reason(
+    trace = shown_text_traced(raw, prefix, suffix, prompt)
+    return trace.text, trace.emptied_by
+
+
+def shown_text_traced(raw: str, prefix: str, suffix: str, prompt: CompletionPrompt) -> Trace:
+    """As `shown_text`, with every post-processing rule that changed or emptied the answer."""
+    return postprocess_traced(
         raw,
         PostprocessContext(
             prefix=prefix,

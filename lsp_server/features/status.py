@@ -126,6 +126,7 @@ def stats_payload(server: FlashcodeServer) -> dict[str, Any]:
             "accepted": stats.accepted,
             "bySource": dict(stats.by_source),
             "emptyByReason": dict(stats.empty_by_reason),
+            "changedByRule": dict(stats.changed_by_rule),
             "lastEmptyReason": stats.last_empty_reason,
             "lastLatencyMs": round(stats.last_latency_ms, 1),
         },

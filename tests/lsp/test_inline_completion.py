@@ -299,3 +299,21 @@ async def test_a_partial_word_is_finished_not_followed_by_a_new_line(
     assert items, "no suggestion after `se`"
     suggestion = items[0].insert_text
     assert isinstance(suggestion, str) and suggestion.startswith("lf"), suggestion
+
+
+async def test_a_line_from_another_open_file_is_continued_as_written_there(
+    client: LanguageClient,
+) -> None:
+    # The open file reaches the answer twice over: as a prompt snippet, and as the continuation
+    # the decoder mixes in (tests/unit/test_mixing_engine.py shows the latter alone).
+    helpers = (
+        "import os\n\n\ndef configure(path):\n"
+        "    settings = load_settings_from(path, strict_mode=True, env=os.environ)\n"
+        "    return settings\n"
+    )
+    open_document(client, "/tmp/flashcode-e2e/mixing_helpers.py", helpers)
+    user = "import os\n\n\ndef reload(path):\n    settings = load_settings_from(pa"
+    uri = open_document(client, "/tmp/flashcode-e2e/mixing_user.py", user)
+    items = await inline_completion(client, uri, end_of(user))
+    assert items, "nothing offered"
+    assert items[0].insert_text == "th, strict_mode=True, env=os.environ)"

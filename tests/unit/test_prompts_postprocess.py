@@ -12,6 +12,8 @@ from prompts.postprocess import (
     drop_indentation_mid_line,
     drop_repetition,
     drop_typed_whitespace,
+    indent_after_opener,
+    indent_unit,
     keep_first_line,
     postprocess,
     postprocess_with_reason,
@@ -357,3 +359,39 @@ def test_an_unhealed_prompt_keeps_the_rules_of_before() -> None:
     # healed=None: only a trailing space was left out, and the typed blanks are dropped.
     assert postprocess(" 1\n", _ctx("x = ")) == "1"
     assert postprocess("1\n", _ctx("x = ")) == "1"
+
+
+def test_a_new_line_after_an_opener_goes_one_level_deeper() -> None:
+    opener = "def f(n):\n    if n < 2:"
+    assert indent_after_opener("\n    return False", opener, "python") == "\n        return False"
+    # already deep enough: untouched
+    assert indent_after_opener("\n        return False", opener, "python") == (
+        "\n        return False"
+    )
+    # the block the model wrote moves as a whole
+    assert indent_after_opener("\n    a = 1\n    b = 2", opener, "python") == (
+        "\n        a = 1\n        b = 2"
+    )
+
+
+def test_on_a_blank_line_under_an_opener_the_typed_blanks_count() -> None:
+    prefix = "def f(n):\n    if n < 2:\n    "
+    assert indent_after_opener("return False", prefix, "python") == "    return False"
+    assert indent_after_opener("    return False", prefix, "python") == "    return False"
+    # no opener above: nothing moves
+    assert indent_after_opener("x = 1", "def f(n):\n    y = 2\n    ", "python") == "x = 1"
+
+
+def test_the_level_is_the_documents_own_unit() -> None:
+    assert indent_unit("def f():\n  if x:\n    y()\n") == "  "
+    assert indent_unit("int f() {\n\tif (x) {\n") == "\t"
+    assert indent_unit("x = 1\n") == "    "
+    prefix = "int f() {\n\tif (x) {"
+    assert indent_after_opener("\n\treturn 1;", prefix, "c") == "\n\t\treturn 1;"
+
+
+def test_postprocess_indents_a_new_line_after_an_opener() -> None:
+    ctx = PostprocessContext(
+        prefix="def f(n):\n    if n < 2:\n    ", suffix="\n", multiline=False, language="python"
+    )
+    assert postprocess("    return False", ctx) == "    return False"
