@@ -103,8 +103,8 @@ class UsageSettings:
     enabled: bool = field(
         default=True,
         metadata=about(
-            "Count completions requested, shown and accepted, tokens and latency, in a file beside"
-            " the completion cache (never any code text). `flashcode stats` reports them."
+            "Count completions requested, shown and accepted, tokens and latency, in the"
+            " completion cache's directory (never any code text). `flashcode stats` reports them."
         ),
     )
     price_per_million_tokens: float = field(

@@ -1,10 +1,11 @@
 """`flashcode stats`: the usage report (and the cache's figures) as a table, as JSON, or as a
 plot.
 
-It reads the usage file and the cache beside it, in the directory the settings name (config
+It reads the usage files and the cache beside them, in the directory the settings name (config
 file, FLASHCODE_CACHE__DIRECTORY) unless --directory says otherwise. It never writes the usage
-file: a missing one reports zeros, a corrupt one a warning and zeros (the next server to flush
-moves it aside). The price of the cost avoided is the `usage.pricePerMillionTokens` setting.
+files: none yet reports zeros, a corrupt one a warning and the other months (the next server to
+write that month moves it aside). The price of the cost avoided is the
+`usage.pricePerMillionTokens` setting.
 """
 
 from __future__ import annotations
@@ -14,12 +15,11 @@ import json
 import sys
 from pathlib import Path
 
-from inference.cache.database import cache_dir
 from lsp_server.cache_stats import cache_report
 from lsp_server.settings import merge
-from lsp_server.usage.figures import Usage, UsageFormatError, report
+from lsp_server.usage.figures import report
 from lsp_server.usage.plot import PlotUnavailable, draw
-from lsp_server.usage.store import FILE_NAME, read_usage
+from lsp_server.usage.store import read_usage, usage_dir
 from lsp_server.usage.table import render
 
 DESCRIPTION = (
@@ -50,20 +50,19 @@ def run(args: argparse.Namespace) -> int:
     for problem in problems:
         print(f"warning: {problem}", file=sys.stderr)
     directory = args.directory or settings.cache.directory
-    path = cache_dir(directory) / FILE_NAME
-    try:
-        usage = read_usage(path)
-    except (OSError, UsageFormatError) as exc:
-        print(f"warning: {path} cannot be read ({exc}); reporting no usage", file=sys.stderr)
-        usage = Usage()
+    where = usage_dir(directory)
+
+    def unreadable(path: Path, exc: Exception) -> None:
+        print(f"warning: {path} cannot be read ({exc}); its month is left out", file=sys.stderr)
+
     figures = {
         "enabled": settings.usage.enabled,
-        "file": str(path),
-        **report(usage, settings.usage.price_per_million_tokens, args.days),
+        "directory": str(where),
+        **report(read_usage(where, unreadable), settings.usage.price_per_million_tokens, args.days),
     }
     if args.plot is not None:
         if not figures["days"]:
-            print(f"error: no usage counted yet in {path}: nothing to plot", file=sys.stderr)
+            print(f"error: no usage counted yet in {where}: nothing to plot", file=sys.stderr)
             return 1
         try:
             draw(figures, args.plot)

@@ -22,7 +22,7 @@ from lsp_server.completion.outcome import CompletionOutcome
 from lsp_server.completion.pipeline import CompletionService, CompletionStats
 from lsp_server.settings import Settings
 from lsp_server.usage import figures
-from lsp_server.usage.store import UsageStore, usage_file
+from lsp_server.usage.store import UsageStore, usage_dir
 
 log = logging.getLogger(__name__)
 
@@ -50,14 +50,14 @@ class UsageRecorder:
         service.accepted_ids.subscribe(self._on_accepted)
 
     def configure(self, settings: Settings) -> None:
-        """Follow the settings: on or off, and the file beside the cache directory."""
+        """Follow the settings: on or off, and the directory in the cache directory."""
         self.price_per_million = settings.usage.price_per_million_tokens
-        path = usage_file(settings.cache.directory) if settings.usage.enabled else None
-        if self.store is not None and self.store.path == path:
+        directory = usage_dir(settings.cache.directory) if settings.usage.enabled else None
+        if self.store is not None and self.store.directory == directory:
             return
         self.close()
-        if path is not None:
-            self.store = UsageStore(path, self._warn)
+        if directory is not None:
+            self.store = UsageStore(directory, self._warn)
 
     def record(self, outcome: CompletionOutcome) -> None:
         store = self.store
@@ -91,7 +91,7 @@ class UsageRecorder:
         totals = store.totals()
         return {
             "enabled": True,
-            "file": str(store.path),
+            "directory": str(store.directory),
             **figures.report(totals, self.price_per_million),
         }
 

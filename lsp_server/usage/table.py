@@ -48,7 +48,7 @@ def _count_cells(label: str, counts: dict[str, Any]) -> list[str]:
 
 def render(usage: dict[str, Any], cache: dict[str, Any] | None = None) -> str:
     lines: list[str] = []
-    where = usage.get("file", "")
+    where = usage.get("directory", "")
     if usage.get("days"):
         span = f"{usage['firstDay']} to {usage['lastDay']} ({usage['days']} days)"
         lines.append(f"flashcode usage, {span}: {where}")

@@ -1,12 +1,13 @@
-"""The usage report end to end: the real server over stdio, the real model, a usage file in a
-temporary cache directory (never the user's). A scripted session of accepts, rejects, cache hits,
-typing-ahead, a request the filter stops and a cancelled one must come out exactly, in
-flashcode/stats and in the file `flashcode stats` reads after the server is gone."""
+"""The usage report end to end: the real server over stdio, the real model, the usage files in
+a temporary cache directory (never the user's). A scripted session of accepts, rejects, cache
+hits, typing-ahead, a request the filter stops and a cancelled one must come out exactly, in
+flashcode/stats and in the files `flashcode stats` reads after the server is gone."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import io
 import json
 import sys
@@ -163,7 +164,7 @@ async def test_a_scripted_session_is_counted_exactly_and_kept_on_disk(tmp_path: 
         configure(client, cache_dir, usage={"pricePerMillionTokens": 1000})
 
         usage = (await stats(client))["usage"]
-        assert usage["enabled"] is True and usage["file"] == str(cache_dir / "usage.json")
+        assert usage["enabled"] is True and usage["directory"] == str(cache_dir / "usage")
         assert counts(usage["bySource"]) == {
             "model": (1, 1, 1),
             "cache": (1, 1, 0),
@@ -195,19 +196,21 @@ async def test_a_corrupt_usage_file_costs_one_warning_and_counting_goes_on(
     tmp_path: Path,
 ) -> None:
     cache_dir = tmp_path / "cache"
-    cache_dir.mkdir()
-    (cache_dir / "usage.json").write_text("{ half a file", encoding="utf-8")
+    (cache_dir / "usage").mkdir(parents=True)
+    # This month's file: the one the server adds to.
+    month = cache_dir / "usage" / f"{datetime.date.today():%Y-%m}.json"
+    month.write_text("{ half a file", encoding="utf-8")
     async with server(cache_dir) as client:
         uri = open_document(client, str(tmp_path / "user.py"), REPR)
         for _ in range(2):
             assert await inline_completion(client, uri, end_of(REPR))
             usage = (await stats(client))["usage"]  # each report writes what is pending
-        said = [m.message for m in client.messages if "usage.json" in m.message]
+        said = [m.message for m in client.messages if month.name in m.message]
         assert len(said) == 1 and "unreadable" in said[0], said
         assert usage["requested"] == 2 and usage["shown"] == 2
-    aside = [p.name for p in cache_dir.iterdir() if p.name.startswith("usage.json.broken-")]
+    aside = [p for p in month.parent.iterdir() if p.name.startswith(f"{month.name}.broken-")]
     assert len(aside) == 1
-    assert (cache_dir / aside[0]).read_text(encoding="utf-8") == "{ half a file"
+    assert aside[0].read_text(encoding="utf-8") == "{ half a file"
     assert printed_report(cache_dir)["requested"] == 2
 
 
@@ -218,4 +221,4 @@ async def test_switched_off_nothing_is_counted_or_written(tmp_path: Path) -> Non
         items = await inline_completion(client, uri, end_of(REPR))
         assert items and await accept(client, items[0]) is True
         assert (await stats(client))["usage"] == {"enabled": False}
-    assert not (cache_dir / "usage.json").exists()
+    assert not (cache_dir / "usage").exists()

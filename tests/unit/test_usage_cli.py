@@ -22,7 +22,7 @@ def no_user_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def two_days(directory: Path) -> Path:
     """A usage file as two days of a server's work left it."""
-    store = UsageStore(directory / "usage.json")
+    store = UsageStore(directory / "usage")
 
     def monday(day: DayUsage) -> None:
         for latency in (100, 200, 300):
@@ -40,7 +40,7 @@ def two_days(directory: Path) -> Path:
     store.update("2026-11-30", monday)
     store.update("2026-12-01", tuesday)
     store.close()
-    return store.path
+    return store.directory
 
 
 def json_report(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, Any]:
@@ -51,10 +51,10 @@ def json_report(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, Any
 def test_json_has_the_usage_figures_and_the_cache_beside_them(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = two_days(tmp_path)
+    written = two_days(tmp_path)
     report = json_report(capsys, "--directory", str(tmp_path))
     usage = report["usage"]
-    assert usage["file"] == str(path) and usage["enabled"] is True
+    assert usage["directory"] == str(written) and usage["enabled"] is True
     assert (usage["requested"], usage["shown"], usage["accepted"]) == (6, 5, 3)
     assert usage["bySource"]["model"]["acceptanceRate"] == 0.3333
     assert usage["byLanguage"]["typescript"]["accepted"] == 1
@@ -94,16 +94,17 @@ def test_the_table_shows_sources_languages_tokens_latency_and_cost(
     assert "cost avoided: 0.0003 USD at 0.30 USD per million tokens" in table
 
 
-def test_a_corrupt_usage_file_is_reported_and_left_as_it_is(
+def test_a_corrupt_month_is_reported_left_as_it_is_and_the_others_counted(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    (tmp_path / "usage.json").write_text("[1, 2", encoding="utf-8")
+    broken = two_days(tmp_path) / "2026-11.json"
+    broken.write_text("[1, 2", encoding="utf-8")
     assert main(["--json", "--directory", str(tmp_path)]) == 0
     printed = capsys.readouterr()
     usage = json.loads(printed.out)["usage"]
-    assert usage["requested"] == 0 and usage["days"] == 0
-    assert f"warning: {tmp_path / 'usage.json'} cannot be read" in printed.err
-    assert (tmp_path / "usage.json").read_text(encoding="utf-8") == "[1, 2"
+    assert [day["day"] for day in usage["perDay"]] == ["2026-12-01"]
+    assert f"warning: {broken} cannot be read" in printed.err
+    assert broken.read_text(encoding="utf-8") == "[1, 2"
 
 
 def test_no_usage_yet_is_said_and_nothing_is_created(
