@@ -27,6 +27,8 @@ class BenchServer:
 
     async def start(self, model: Path) -> LanguageClient:
         env = {
+            # A benchmark's requests are not the user's: they stay out of the usage report.
+            "FLASHCODE_USAGE__ENABLED": "0",
             **os.environ,
             "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
         }

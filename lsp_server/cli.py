@@ -135,7 +135,9 @@ def _doctor(args: argparse.Namespace) -> int:
 
 
 def _stats(args: argparse.Namespace) -> int:
-    return _module_main("lsp_server.cache_stats", [])
+    from lsp_server.usage import cli
+
+    return cli.run(args)
 
 
 def _settings(args: argparse.Namespace) -> int:
@@ -196,7 +198,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(func=_evaluate)
 
     sub.add_parser("doctor", help="check the installation").set_defaults(func=_doctor)
-    sub.add_parser("stats", help="completion cache statistics").set_defaults(func=_stats)
+    from lsp_server.usage.cli import DESCRIPTION, add_arguments
+
+    stats = sub.add_parser(
+        "stats", help="usage and cost report, and cache statistics", description=DESCRIPTION
+    )
+    add_arguments(stats)
+    stats.set_defaults(func=_stats)
 
     settings = sub.add_parser("settings", help="describe the settings")
     settings_sub = settings.add_subparsers(dest="settings_command", required=True)

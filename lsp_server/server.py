@@ -17,6 +17,7 @@ from lsp_server.backends.local import ModelManager
 from lsp_server.completion.pipeline import CompletionService
 from lsp_server.settings import merge
 from lsp_server.transport import serve_stdio
+from lsp_server.usage.recorder import UsageRecorder
 from lsp_server.workspace.patterns import WorkspaceLearning, workspace_pass
 from prompts.context import Document
 
@@ -109,6 +110,7 @@ class FlashcodeServer(LanguageServer):
         self.models = ModelManager()
         self.completions = CompletionService(self.models)
         self.completions.cache.on_warning = self._cache_warning
+        self.usage = UsageRecorder()  # counts from the settings on; features/usage.py wires it
         self.background: set[asyncio.Task[Any]] = set()
         self.load_progress_token: str | None = None
         self.workspace_learning: WorkspaceLearning | None = None  # None until it starts
@@ -131,6 +133,7 @@ class FlashcodeServer(LanguageServer):
         )
         apply_log_level(self.settings.log_level)
         self.completions.apply_settings(self.settings)
+        self.usage.configure(self.settings)
         return problems
 
     def learn_workspace_patterns(self) -> None:

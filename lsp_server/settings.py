@@ -124,6 +124,25 @@ class WorkspaceSettings:
 
 
 @dataclass(kw_only=True)
+class UsageSettings:
+    enabled: bool = field(
+        default=True,
+        metadata=about(
+            "Count completions requested, shown and accepted, tokens and latency, in the"
+            " completion cache's directory (never any code text). `flashcode stats` reports them."
+        ),
+    )
+    price_per_million_tokens: float = field(
+        default=0.30,
+        metadata=about(
+            "Price of a hosted model per million tokens, in USD: the usage report's cost avoided"
+            " counts the tokens the local model processed at this price.",
+            between=(0, 1000),
+        ),
+    )
+
+
+@dataclass(kw_only=True)
 class Settings:
     model_path: str = field(
         default="",
@@ -202,6 +221,9 @@ class Settings:
     workspace: WorkspaceSettings = field(
         default_factory=WorkspaceSettings, metadata=about("The workspace index and mixing.")
     )
+    usage: UsageSettings = field(
+        default_factory=UsageSettings, metadata=about("The local usage and cost report.")
+    )
     log_level: LogLevel = field(
         default="info",
         metadata=about(
@@ -254,6 +276,14 @@ def _coerce(value: Any, kind: Any, key: str) -> Any:
             return value
         if isinstance(value, str) and value.strip().lstrip("-").isdigit():
             return int(value)
+    elif kind is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
     elif kind is str:
         if isinstance(value, str):
             return value
@@ -329,7 +359,7 @@ def _value_schema(kind: Any) -> dict[str, Any]:
         return {"type": "string", "enum": list(choices)}
     if kind == list[str]:
         return {"type": "array", "items": {"type": "string"}}
-    names = {bool: "boolean", int: "integer", str: "string"}
+    names = {bool: "boolean", int: "integer", float: "number", str: "string"}
     assert kind in names, f"no JSON Schema type for settings of type {kind}"
     return {"type": names[kind]}
 

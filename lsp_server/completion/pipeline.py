@@ -11,6 +11,8 @@ inline and classic completion and `flashcode complete` all call `CompletionServi
 
 An empty answer carries the reason it is empty (EMPTY_REASONS, or the name of the post-processing
 rule that emptied it), counted in CompletionStats for flashcode/stats and `flashcode eval repo`.
+Every request, cancelled ones too, ends in a CompletionOutcome (outcome.py) on the `finished`
+signal: the usage report (lsp_server/usage) counts those, and acceptances from `accepted_ids`.
 """
 
 from __future__ import annotations
@@ -24,13 +26,14 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from inference.ngram import TokenSuffixIndex
-from inference.scheduler import GenerationRequest
+from inference.scheduler import GenerationRequest, GenerationResult
 from inference.tokenizer import Tokenizer
 from lsp_server.backends.local import ModelManager
 from lsp_server.completion.cache import CacheState
 from lsp_server.completion.context import CompletionContext, build_context
 from lsp_server.completion.exact_step import exact_lookup
 from lsp_server.completion.mixing_step import MixingSources
+from lsp_server.completion.outcome import CompletionOutcome, cancelled_outcome, outcome_of
 from lsp_server.completion.pattern_step import pattern_hit
 from lsp_server.completion.postprocess_step import shown_text_traced, shown_text_with_reason
 from lsp_server.completion.prompt_step import fit_prompt, generation_request
@@ -75,6 +78,7 @@ class CompletionStats:
     # answers a post-processing rule changed (shortened, cut, re-indented) but did not empty
     changed_by_rule: dict[str, int] = field(default_factory=dict)
     last_empty_reason: str = ""  # of the latest empty answer; "" before the first
+    last_outcome: CompletionOutcome | None = None  # of the request that just ended
 
 
 class CompletionService:
@@ -82,7 +86,9 @@ class CompletionService:
         self.models = models
         self.stats = CompletionStats()
         self.cache = CacheState()  # opened by apply_settings
-        self.finished: Signal[CompletionStats] = Signal()  # after every request that returns
+        # After every request that ends, cancelled ones included (stats.last_outcome says how).
+        self.finished: Signal[CompletionStats] = Signal()
+        self.accepted_ids: Signal[str] = Signal()  # a shown suggestion the user accepted
         self.problems: Signal[str] = Signal()  # something the user should fix, said once
         self._reported: set[str] = set()
         self._shown: dict[str, ShownSuggestion] = {}  # per document URI
@@ -107,6 +113,7 @@ class CompletionService:
         for shown in self._shown.values():
             if shown.id == suggestion_id:
                 self.stats.accepted += 1
+                self.accepted_ids.emit(suggestion_id)
                 return True
         return False
 
@@ -124,28 +131,38 @@ class CompletionService:
         self.stats.requests += 1
         context = build_context(document, offset, open_documents, settings, invoked)
         try:
-            text, source, shown_id = await self._run(context, settings)
+            text, source, shown_id, generation = await self._run(context, settings)
         except asyncio.CancelledError:  # $/cancelRequest: the engine drops it at its next step
             self.stats.cancelled += 1
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            self.stats.last_outcome = cancelled_outcome(context.language, elapsed_ms)
+            self.finished.emit(self.stats)
             raise
         self.stats.last_latency_ms = (time.perf_counter() - started) * 1000
         suggestion = self._answer(context, text, source, shown_id)
+        self.stats.last_outcome = outcome_of(
+            context.language,
+            source,
+            generation,
+            self.stats.last_latency_ms,
+            suggestion.id if suggestion is not None else "",
+        )
         self.finished.emit(self.stats)
         return suggestion
 
     async def _run(
         self, context: CompletionContext, settings: Settings
-    ) -> tuple[str, str, str | None]:
-        """(text, source, id of the suggestion it continues); an empty text shows nothing, and
-        its source is then the reason why."""
+    ) -> tuple[str, str, str | None, GenerationResult | None]:
+        """(text, source, id of the suggestion it continues, the model's result when it ran); an
+        empty text shows nothing, and its source is then the reason why."""
         shown = self._shown.get(context.document.uri)
         if shown is not None:
             rest = remaining_suggestion(shown, context.prefix, context.suffix)
             if rest is not None:
-                return rest, "typeahead", shown.id
+                return rest, "typeahead", shown.id, None
 
         if not context.invoked and not completable_mid_line(context.suffix):
-            return "", "mid-line-filter", None
+            return "", "mid-line-filter", None, None
 
         # Without a model (loading, or it failed to load) the pattern cache still answers.
         router = self.models.flash if self.models.ready else None
@@ -155,9 +172,9 @@ class CompletionService:
             self.problems.emit(route.problem)
         pattern = pattern_hit(self.cache, context)
         if pattern is not None:
-            return pattern.text, "cache", None
+            return pattern.text, "cache", None, None
         if route is None:
-            return "", "not-ready", None
+            return "", "not-ready", None, None
 
         prompt = fit_prompt(context, route, settings)
         request = generation_request(prompt, route, settings)
@@ -168,7 +185,8 @@ class CompletionService:
             text, rule = shown_text_with_reason(
                 lookup.hit.text, context.prefix, context.suffix, prompt
             )
-            return text, "cache" if text else _empty_reason(lookup.hit.text, rule, "cache"), None
+            source = "cache" if text else _empty_reason(lookup.hit.text, rule, "cache")
+            return text, source, None, None
 
         result = await route.engine.generate(request)
         trace = shown_text_traced(result.text, context.prefix, context.suffix, prompt)
@@ -186,7 +204,7 @@ class CompletionService:
             result.finish_reason,
             result.total_ms,
         )
-        return text, "model" if text else _empty_reason(result.text, rule, "model"), None
+        return text, "model" if text else _empty_reason(result.text, rule, "model"), None, result
 
     def _with_mixing(
         self,

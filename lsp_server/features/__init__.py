@@ -15,12 +15,13 @@ from lsp_server.features import (
     lifecycle,
     status,
     unit_tests,
+    usage,
 )
 from lsp_server.server import FlashcodeServer
 
 
 def build_server(base_settings: dict[str, Any] | None = None) -> FlashcodeServer:
     server = FlashcodeServer(base_settings)
-    for feature in (lifecycle, inline_completion, completion, status, unit_tests, docstring):
+    for feature in (lifecycle, inline_completion, completion, status, unit_tests, docstring, usage):
         feature.register(server)
     return server

@@ -85,3 +85,4 @@ def register(server: FlashcodeServer) -> None:
     def shutdown(ls: FlashcodeServer, params: None) -> None:
         ls.shutting_down = True
         ls.models.close()
+        ls.usage.flush()

@@ -137,6 +137,7 @@ def stats_payload(server: FlashcodeServer) -> dict[str, Any]:
     result["cache"] = server.completions.cache.stats()
     if server.workspace_learning is not None:
         result["cache"]["workspace"] = server.workspace_learning.as_dict()
+    result["usage"] = server.usage.report()
     return result
 
 

@@ -147,13 +147,21 @@ def type_and_wait_for_ghost(nvim: Any, keys: str) -> dict[str, Any]:
     return wait_for(lambda: ghost(nvim), "ghost text in the buffer's extmarks", SUGGESTION_TIMEOUT)
 
 
-def accepted_count(nvim: Any) -> int:
+def server_stats(nvim: Any) -> dict[str, Any]:
     stats = nvim.exec_lua(
         """local client = require("flashcode.client").all()[1]
            local answer = client:request_sync("flashcode/stats", vim.empty_dict(), 5000)
            return answer and answer.result or vim.NIL"""
     )
-    return int(stats["completions"]["accepted"]) if stats else 0
+    return stats or {}
+
+
+def accepted_count(nvim: Any) -> int:
+    return int(server_stats(nvim).get("completions", {}).get("accepted", 0))
+
+
+def usage_accepted(nvim: Any) -> int:
+    return int(server_stats(nvim).get("usage", {}).get("accepted", 0))
 
 
 def in_insert_mode(nvim: Any) -> bool:
@@ -189,6 +197,30 @@ def test_accepting_tells_the_server(nvim: Any, buffer: Path) -> None:
     type_and_wait_for_ghost(nvim, new_line_after_function(nvim))
     nvim.input("<Tab>")
     wait_for(lambda: accepted_count(nvim) > before, "the server to count the accepted suggestion")
+
+
+def test_flashcode_stats_shows_the_accepted_suggestion_in_the_usage_report(
+    nvim: Any, buffer: Path
+) -> None:
+    before = usage_accepted(nvim)
+    type_and_wait_for_ghost(nvim, new_line_after_function(nvim))
+    nvim.input("<Tab>")
+    wait_for(lambda: usage_accepted(nvim) == before + 1, "the usage report to count the accept")
+    nvim.input("<Esc>")
+    nvim.exec_lua(
+        """vim.g.stats_done = nil
+           vim.api.nvim_create_autocmd("User", { pattern = "FlashcodeStats", once = true,
+             callback = function() vim.g.stats_done = true end })"""
+    )
+    nvim.command("Flashcode stats")
+    wait_for(lambda: nvim.exec_lua("return vim.g.stats_done"), "the stats split")
+    report = lines(nvim)
+    nvim.command("close")
+    assert report[0].startswith("flashcode usage, "), report
+    totals = next(line.split() for line in report if line.startswith("all "))
+    assert int(totals[3]) == before + 1, "the accepted column counts the accept"
+    assert any(line.startswith("python ") for line in report), "a row per language"
+    assert any(line.startswith("cost avoided: ") for line in report)
 
 
 def test_accept_word_inserts_one_word_and_keeps_the_rest(nvim: Any, buffer: Path) -> None:

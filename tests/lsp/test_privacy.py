@@ -86,11 +86,26 @@ async def test_a_session_opens_no_network_socket_and_logs_no_document_text(
     assert network == ""
 
 
-async def test_the_cache_is_readable_by_the_user_only(client: LanguageClient) -> None:
+async def test_the_cache_and_the_usage_file_are_readable_by_the_user_only(
+    client: LanguageClient,
+) -> None:
     uri = open_document(client, str(PROJECT / "again.py"), REPR)
     assert await inline_completion(client, uri, end_of(REPR))
+    assert (await stats(client))["usage"]["requested"] >= 1  # a report writes what is pending
     files = [path for path in CACHE.rglob("*")]
     assert any(path.is_file() for path in files), "the session wrote its cache"
+    assert any(p.parent == CACHE / "usage" for p in files), "the session wrote its usage"
     if os.name == "posix":
         shared = [p for p in files if stat.S_IMODE(p.stat().st_mode) & 0o077]
         assert shared == []
+
+
+async def test_the_usage_file_holds_counts_never_code_or_file_names(
+    client: LanguageClient,
+) -> None:
+    assert (await stats(client))["usage"]["shown"] >= 1
+    months = sorted((CACHE / "usage").glob("*.json"))
+    assert months, "the session wrote its usage"
+    stored = "".join(month.read_text(encoding="utf-8") for month in months)
+    for written in (SECRET_VALUE, MARKER, "self.name", "credentials", "user.py", "project"):
+        assert written not in stored, written

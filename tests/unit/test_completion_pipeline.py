@@ -19,6 +19,7 @@ from inference.router import ModelRouter, default_model_dir
 from inference.scheduler import GenerationRequest, GenerationResult
 from inference.tokenizer import Tokenizer
 from lsp_server.backends.local import ModelManager, ModelState
+from lsp_server.completion.outcome import CompletionOutcome
 from lsp_server.completion.pipeline import CompletionService
 from lsp_server.settings import CacheSettings, Settings
 from prompts.context import Document
@@ -190,6 +191,77 @@ async def test_every_returned_request_is_announced_to_subscribers(tmp_path: Path
     service.close()
 
 
+def outcomes_of(service: CompletionService) -> list[CompletionOutcome]:
+    """Every request's outcome, as a listener of `finished` (the usage count) sees them."""
+    seen: list[CompletionOutcome] = []
+    service.finished.subscribe(lambda stats: seen.append(stats.last_outcome))  # type: ignore[arg-type]
+    return seen
+
+
+async def test_each_request_ends_in_an_outcome_naming_the_layer_that_answered(
+    tmp_path: Path,
+) -> None:
+    engine = FakeEngine()
+    service, settings = service_with({"primary": engine}, tmp_path)
+    seen = outcomes_of(service)
+    first = await service.suggest(document(), len(REPR), [], settings)
+    service.forget("file:///w/user.py")
+    again = await service.suggest(document(), len(REPR), [], settings)
+    typed = document(REPR + "self.")
+    rest = await service.suggest(typed, len(typed.text), [], settings)
+    text = "value = compute(a, b) + 1\n"
+    await service.suggest(document(text, "mid.py"), text.index("compute"), [], settings)
+    assert first is not None and again is not None and rest is not None
+    assert [(o.layer, o.shown, o.suggestion_id) for o in seen] == [
+        ("model", True, first.id),
+        ("cache", True, again.id),
+        ("typeahead", True, again.id),  # the rest of the suggestion on screen
+        ("none", False, ""),
+    ]
+    assert {o.language for o in seen} == {"python"}
+    model = seen[0]
+    assert model.generated_tokens == len(TOKENIZER.encode("self.name\n"))
+    assert model.prompt_tokens == len(engine.requests[0].prompt_ids) > 0
+    assert [o.generated_tokens + o.prompt_tokens for o in seen[1:]] == [0, 0, 0]
+    service.close()
+
+
+async def test_an_answer_emptied_after_the_model_ran_counts_for_the_model_not_shown(
+    tmp_path: Path,
+) -> None:
+    service, settings = service_with({"primary": FakeEngine(answer="  ")}, tmp_path)
+    seen = outcomes_of(service)
+    assert await service.suggest(document(), len(REPR), [], settings) is None
+    assert await service.suggest(document(), len(REPR), [], settings) is None  # the exact cache
+    assert [(o.layer, o.shown) for o in seen] == [("model", False), ("cache", False)]
+    service.close()
+
+
+async def test_a_cancelled_request_is_announced_as_cancelled(tmp_path: Path) -> None:
+    engine = FakeEngine(hold=True)
+    service, settings = service_with({"primary": engine}, tmp_path)
+    seen = outcomes_of(service)
+    task = asyncio.ensure_future(service.suggest(document(), len(REPR), [], settings))
+    await engine.started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert [(o.layer, o.shown, o.language) for o in seen] == [("cancelled", False, "python")]
+    service.close()
+
+
+async def test_an_accepted_suggestion_is_announced_by_its_id(tmp_path: Path) -> None:
+    service, settings = service_with({"primary": FakeEngine()}, tmp_path)
+    accepted: list[str] = []
+    service.accepted_ids.subscribe(accepted.append)
+    suggestion = await service.suggest(document(), len(REPR), [], settings)
+    assert suggestion is not None
+    assert service.accepted(suggestion.id) is True
+    assert service.accepted("not-shown") is False
+    assert accepted == [suggestion.id]
+    service.close()
+
+
 def _trace_modules(calls: list[str]) -> Any:
     """A profile hook recording the module of each function entered, for lsp_server.completion."""
 
@@ -224,6 +296,7 @@ async def test_one_completion_enters_each_step_module_once_and_in_order(tmp_path
         "exact_step",
         "postprocess_step",
         "store_step",
+        "outcome",  # what the request came to, for the usage count
     ]
     service.close()
 

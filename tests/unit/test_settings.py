@@ -140,3 +140,31 @@ def test_a_bad_value_in_a_later_layer_gives_the_default_not_an_earlier_value(
         "device must be one of auto, cpu, cuda, not 'tpu'",
         "logLevel must be one of error, warning, info, debug, not 'loud'",
     ]
+
+
+def test_the_usage_price_takes_any_number_from_json_or_the_environment(tmp_path: Path) -> None:
+    none = tmp_path / "none.json"
+    settings, problems = merge(
+        {"usage": {"pricePerMillionTokens": 2}}, environ={}, config_file=none
+    )
+    assert problems == [] and settings.usage.price_per_million_tokens == 2.0
+    settings, problems = merge(
+        environ={
+            "FLASHCODE_USAGE__PRICE_PER_MILLION_TOKENS": "0.15",
+            "FLASHCODE_USAGE__ENABLED": "0",
+        },
+        config_file=none,
+    )
+    assert problems == []
+    assert (settings.usage.price_per_million_tokens, settings.usage.enabled) == (0.15, False)
+
+
+def test_a_price_that_is_no_number_or_out_of_range_is_reported_and_the_default_used(
+    tmp_path: Path,
+) -> None:
+    for bad in ("cheap", -1, 5000, "nan", True):
+        settings, problems = merge(
+            {"usage": {"pricePerMillionTokens": bad}}, environ={}, config_file=tmp_path / "n.json"
+        )
+        assert settings.usage.price_per_million_tokens == 0.30, bad
+        assert len(problems) == 1 and "usage.pricePerMillionTokens" in problems[0], bad

@@ -71,7 +71,7 @@ def test_flashcode_settings_schema_prints_the_json_schema(
 def test_the_schema_names_every_setting_with_its_default_and_a_description() -> None:
     defaults = Settings()
     leaves = dict(flat_properties(json_schema()))
-    assert len(leaves) == 23
+    assert len(leaves) == 25
     for key, prop in leaves.items():
         value: Any = defaults
         for part in key.split("."):
@@ -134,10 +134,16 @@ def test_the_neovim_help_lists_every_setting_with_its_type_and_default() -> None
     help_text = (EDITORS / "nvim" / "doc" / "flashcode.txt").read_text(encoding="utf-8")
     start = help_text.index("*flashcode-settings*")
     block = help_text[start : help_text.index("Change them at run time", start)]
-    entries = re.findall(r"^    (\S+) +(string|integer|boolean|list) +(.+)$", block, re.M)
+    entries = re.findall(r"^    (\S+) +(string|integer|number|boolean|list) +(.+)$", block, re.M)
     listed = {key: (kind, default) for key, kind, default in entries}
     assert len(listed) == len(entries), "a key is listed twice"
-    kinds = {"string": "string", "integer": "integer", "boolean": "boolean", "array": "list"}
+    kinds = {
+        "string": "string",
+        "integer": "integer",
+        "number": "number",
+        "boolean": "boolean",
+        "array": "list",
+    }
     expected = {
         key: (kinds[prop["type"]], _lua(prop["default"]))
         for key, prop in flat_properties(json_schema())

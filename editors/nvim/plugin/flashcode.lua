@@ -35,6 +35,9 @@ local subcommands = {
   docstring = function()
     flashcode().docstring()
   end,
+  stats = function()
+    require("flashcode.stats").show()
+  end,
 }
 
 vim.api.nvim_create_user_command("Flashcode", function(args)
@@ -46,7 +49,7 @@ vim.api.nvim_create_user_command("Flashcode", function(args)
   sub()
 end, {
   nargs = "?",
-  desc = "flashcode: status | restart | log | suggest | tests | docstring",
+  desc = "flashcode: status | restart | log | suggest | tests | docstring | stats",
   complete = function(lead)
     return vim.tbl_filter(function(name)
       return name:find(lead, 1, true) == 1

@@ -82,6 +82,11 @@ function M.status()
   return require("flashcode.client").status
 end
 
+--- The server's flashcode/stats (usage report, this server's counts, cache): on_done(err, result).
+function M.stats(on_done)
+  require("flashcode.stats").fetch(on_done)
+end
+
 --- Short text for a statusline, e.g. "flashcode 42 ms" or "flashcode loading".
 function M.statusline()
   local s = M.status()
