@@ -277,7 +277,8 @@ def balance_brackets(text: str, prefix: str, suffix: str, language: str) -> str:
       rest of the line starts with that closer (`foo(|)` + `x)` gives `x`).
     - A closer that does not match the completion's own opener ends the completion there.
     - Openers left open on the completion's last line are closed at its end, minus those the
-      rest of the line closes beyond what the cursor's line itself still needs.
+      rest of the line closes beyond what the cursor's line itself still needs; but a line that
+      ends with its opener (`def f(`, `x = {`) goes on over the next lines, and stays open.
     """
     rest = rest_of_line(suffix).lstrip()
     scan = _scan_brackets(text, language)
@@ -288,7 +289,7 @@ def balance_brackets(text: str, prefix: str, suffix: str, language: str) -> str:
         return text[: scan.mismatch]
     last_line_start = text.rfind("\n") + 1
     open_on_last_line = [opener for opener, position in scan.open if position >= last_line_start]
-    if not open_on_last_line or scan.in_string:
+    if not open_on_last_line or scan.in_string or text.rstrip().endswith(tuple(_PAIRS)):
         return text
     line_needs = len(_scan_brackets(cursor_line(prefix), language).open)
     rest_closers = len(rest) - len(rest.lstrip(")]}"))

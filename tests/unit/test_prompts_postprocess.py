@@ -395,3 +395,12 @@ def test_postprocess_indents_a_new_line_after_an_opener() -> None:
         prefix="def f(n):\n    if n < 2:\n    ", suffix="\n", multiline=False, language="python"
     )
     assert postprocess("    return False", ctx) == "    return False"
+
+
+def test_a_line_that_ends_with_its_opener_stays_open() -> None:
+    # `def from_lines(` goes on over the next lines: closing it would break the code.
+    assert balance_brackets("def from_lines(", "    ", "\n        cls,\n", "python") == (
+        "def from_lines("
+    )
+    assert balance_brackets("x = {", "", "\n", "python") == "x = {"
+    assert balance_brackets("print(x", "", "\n", "python") == "print(x)"
