@@ -14,9 +14,9 @@ from typing import Any, get_args
 from lsp_server.settings import Device, LogLevel, json_schema
 
 BENCHMARKS = ("engine", "lsp", "cache", "commands")
-EVALS = ("humaneval-infilling", "nextline", "agreement", "repo")
+EVALS = ("humaneval-infilling", "nextline", "agreement", "repo", "bpb")
 # Evaluations with a module of their own; the others are subcommands of benchmarks.evaluate.
-EVAL_MODULES = {"repo": "benchmarks.repo_eval"}
+EVAL_MODULES = {"repo": "benchmarks.repo_eval", "bpb": "benchmarks.bpb"}
 
 
 def _serve(args: argparse.Namespace) -> int:
