@@ -30,12 +30,35 @@ SAMPLE = 64  # occurrences read to estimate the continuation of one match
 MAX_MATCH = 48  # longest suffix searched for, in tokens
 
 
-def _suffix_array(tokens: np.ndarray) -> np.ndarray:
-    from pydivsufsort import divsufsort
+def _suffix_array(data: bytes, width: int) -> np.ndarray:
+    """Token positions in suffix order, from the big-endian token bytes (`width` bytes a token).
 
-    if len(tokens) == 0:
-        return np.zeros(0, dtype=np.int64)
-    return np.asarray(divsufsort(tokens), dtype=np.int64)
+    libdivsufsort sorts bytes: every byte offset gets a row, and only those at a token's start
+    are kept. pydivsufsort's own wrapper does the same through temporaries three times that
+    size; filtering in place and shrinking keeps the peak at the one int32 row per byte.
+    """
+    count = len(data) // width
+    if count == 0:
+        return np.zeros(0, dtype=np.int32)
+    assert len(data) < 2**31, "over 2 GB of tokens: more than any workspace budget allows"
+    import ctypes
+
+    from pydivsufsort.dll import libdivsufsort
+
+    rows = np.empty(len(data), dtype=np.int32)
+    # A ctypes call: the GIL is released while it sorts, so the event loop keeps serving.
+    pointer = rows.ctypes.data_as(ctypes.POINTER(ctypes.c_int32))
+    if libdivsufsort.divsufsort(data, pointer, ctypes.c_int32(len(data))) != 0:
+        raise RuntimeError("libdivsufsort failed")
+    kept, chunk = 0, 1 << 20
+    for start in range(0, len(rows), chunk):
+        part = rows[start : start + chunk]
+        starts = part[part % width == 0] // width
+        rows[kept : kept + len(starts)] = starts
+        kept += len(starts)
+    assert kept == count, "every token start has its suffix-array row"
+    rows.resize(count, refcheck=False)  # realloc shrinks in place: no second copy
+    return rows
 
 
 @dataclass(frozen=True)
@@ -56,13 +79,18 @@ class TokenSuffixIndex:
         self.separator = separator
         wide = separator > 0xFFFF or (tokens.size and int(tokens.max()) > 0xFFFF)
         self._dtype = np.dtype(">u4" if wide else ">u2")
-        self.tokens = np.ascontiguousarray(tokens, dtype=np.uint32 if wide else np.uint16)
         self._width = self._dtype.itemsize
-        self._bytes = self.tokens.astype(self._dtype).tobytes()
+        self._bytes = np.asarray(tokens).astype(self._dtype).tobytes()
+        # The ids are read from the comparison bytes: one copy of the tokens, not two.
+        self.tokens = np.frombuffer(self._bytes, dtype=self._dtype)
         self.suffix_array = (
-            _suffix_array(self.tokens) if suffix_array is None else np.asarray(suffix_array)
+            _suffix_array(self._bytes, self._width)
+            if suffix_array is None
+            else np.asarray(suffix_array)
         )
-        self._sa_list: list[int] = self.suffix_array.tolist()
+        # bisect reads rows through a memoryview: Python ints on demand, not a list of them
+        # (36 bytes a token). A memory-mapped array from disk works as well.
+        self._sa_rows = self.suffix_array.data
         self.dead = np.zeros(len(self.tokens), dtype=bool)
 
     @classmethod
@@ -79,13 +107,7 @@ class TokenSuffixIndex:
 
     @property
     def nbytes(self) -> int:
-        return (
-            self.tokens.nbytes
-            + len(self._bytes)
-            + self.suffix_array.nbytes
-            + self.dead.nbytes
-            + 8 * len(self._sa_list)  # the list's pointers (its ints are mostly small, shared)
-        )
+        return len(self._bytes) + self.suffix_array.nbytes + self.dead.nbytes
 
     def kill(self, start: int, end: int) -> None:
         """Stop counting the occurrences that start in tokens [start, end) (a changed file)."""
@@ -99,8 +121,8 @@ class TokenSuffixIndex:
         def key(position: int) -> bytes:
             return data[position * w : position * w + width]
 
-        lo = bisect.bisect_left(self._sa_list, query, key=key)
-        hi = bisect.bisect_right(self._sa_list, query, lo=lo, key=key)
+        lo = bisect.bisect_left(self._sa_rows, query, key=key)
+        hi = bisect.bisect_right(self._sa_rows, query, lo=lo, key=key)
         return lo, hi
 
     def _continuations(self, lo: int, hi: int, length: int) -> np.ndarray:

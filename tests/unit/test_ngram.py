@@ -91,3 +91,13 @@ def test_the_current_buffer_wins_a_tie() -> None:
     mixer = NgramMixer((buffer, workspace), context=[1, 2, 3])
     match = mixer.best_match()
     assert match is not None and match.counts == {4: 1}
+
+
+def test_the_suffix_array_orders_every_suffix_of_narrow_and_wide_tokens() -> None:
+    rng = np.random.default_rng(7)
+    for high in (5, 70_000):  # few distinct ids (long shared prefixes), and ids past uint16
+        tokens = rng.integers(0, high, size=400)
+        index = TokenSuffixIndex(tokens, separator=high)
+        expected = sorted(range(len(tokens)), key=lambda i: tokens[i:].tolist())
+        assert index.suffix_array.tolist() == expected
+        assert index.tokens.tolist() == tokens.tolist()
