@@ -76,11 +76,29 @@ class TokenSuffixIndex:
     def __init__(
         self, tokens: np.ndarray, separator: int, suffix_array: np.ndarray | None = None
     ) -> None:
-        self.separator = separator
         wide = separator > 0xFFFF or (tokens.size and int(tokens.max()) > 0xFFFF)
-        self._dtype = np.dtype(">u4" if wide else ">u2")
-        self._width = self._dtype.itemsize
-        self._bytes = np.asarray(tokens).astype(self._dtype).tobytes()
+        data = np.asarray(tokens, dtype=np.dtype(">u4" if wide else ">u2")).tobytes()
+        self._setup(data, 4 if wide else 2, separator, suffix_array)
+
+    @classmethod
+    def from_token_bytes(
+        cls, data: bytes, separator: int, suffix_array: np.ndarray | None = None
+    ) -> TokenSuffixIndex:
+        """An index over ids already laid out as big-endian bytes, two a token (four when the
+        separator is above 0xFFFF), taken as they are: a caller that built them can let its
+        own copy go before the suffix array is sorted."""
+        index = cls.__new__(cls)
+        index._setup(data, 4 if separator > 0xFFFF else 2, separator, suffix_array)
+        return index
+
+    def _setup(
+        self, data: bytes, width: int, separator: int, suffix_array: np.ndarray | None
+    ) -> None:
+        assert len(data) % width == 0, "the token bytes hold whole tokens"
+        self.separator = separator
+        self._dtype = np.dtype(">u4" if width == 4 else ">u2")
+        self._width = width
+        self._bytes = data
         # The ids are read from the comparison bytes: one copy of the tokens, not two.
         self.tokens = np.frombuffer(self._bytes, dtype=self._dtype)
         self.suffix_array = (
