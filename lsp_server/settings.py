@@ -79,6 +79,31 @@ class CacheSettings:
 
 
 @dataclass(kw_only=True)
+class WorkspaceSettings:
+    enabled: bool = field(
+        default=True,
+        metadata=about(
+            "Index the workspace's source files (kept in the cache directory) so that"
+            " completions can draw on the user's own code."
+        ),
+    )
+    mixing: bool = field(
+        default=True,
+        metadata=about(
+            "At each step of the model, mix in what followed the longest match of the code just"
+            " written in the workspace (needs workspace.enabled)."
+        ),
+    )
+    index_budget_mb: int = field(
+        default=200,
+        metadata=about(
+            "Most memory the workspace index may use, in MB; past it, the newest files are kept.",
+            between=(16, 4096),
+        ),
+    )
+
+
+@dataclass(kw_only=True)
 class TestSettings:
     run_generated: bool = field(
         default=True,
@@ -170,6 +195,9 @@ class Settings:
     )
     cache: CacheSettings = field(
         default_factory=CacheSettings, metadata=about("The completion cache.")
+    )
+    workspace: WorkspaceSettings = field(
+        default_factory=WorkspaceSettings, metadata=about("The workspace index.")
     )
     tests: TestSettings = field(
         default_factory=TestSettings, metadata=about("Unit test generation.")
