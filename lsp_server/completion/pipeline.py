@@ -33,6 +33,7 @@ from lsp_server.completion.routing import choose_route
 from lsp_server.completion.store_step import store_answer
 from lsp_server.events import Signal
 from lsp_server.settings import Settings
+from lsp_server.workspace.index import WorkspaceIndex
 from prompts.context import Document, completable_mid_line, cursor_line
 from prompts.typeahead import ShownSuggestion, remaining_suggestion
 
@@ -74,6 +75,9 @@ class CompletionService:
         self.problems: Signal[str] = Signal()  # something the user should fix, said once
         self._reported: set[str] = set()
         self._shown: dict[str, ShownSuggestion] = {}  # per document URI
+        # The workspace's token segments (lsp_server/workspace/), set by the LSP edge once the
+        # model's tokenizer is known; None when switched off or not started yet.
+        self.workspace_index: WorkspaceIndex | None = None
 
     def apply_settings(self, settings: Settings) -> None:
         """Called when the settings change, never per request."""

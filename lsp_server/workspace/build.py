@@ -117,7 +117,7 @@ class BasePass:
             if self.tokens + self._pending_chars // CHARS_PER_TOKEN >= self.max_tokens:
                 self._flush()
             if self.tokens >= self.max_tokens:
-                self.report.skipped["over-budget"] += len(files) - number
+                self.report.skipped["over_budget"] += len(files) - number
                 log.info(
                     "workspace index: budget reached; %d older files left out", len(files) - number
                 )
@@ -167,7 +167,7 @@ class BasePass:
             if not len(tokens):
                 self.report.skipped["empty"] += 1
             elif self.tokens + len(tokens) > self.max_tokens:
-                self.report.skipped["over-budget"] += 1
+                self.report.skipped["over_budget"] += 1
             else:
                 self.buffer.add(item.path, item.stamp, tokens)
                 self.tokens += len(tokens)

@@ -131,14 +131,14 @@ class WorkspaceIndex:
 
     def set_open_document(self, path: Path, text: str) -> None:
         """An open buffer's text, which overrides its file on disk until it is closed."""
-        path = _absolute(path)
+        path = absolute_path(path)
         with self._wake:
             self._buffers[path] = text
             self._mark(path)
 
     def close_document(self, path: Path) -> None:
         """The buffer is closed: the file on disk counts again (or nothing, if it is not one)."""
-        path = _absolute(path)
+        path = absolute_path(path)
         with self._wake:
             if self._buffers.pop(path, None) is not None:
                 self._mark(path)
@@ -149,7 +149,7 @@ class WorkspaceIndex:
         """Files changed on disk (didSave, workspace/didChangeWatchedFiles); an open buffer
         still wins over its file."""
         with self._wake:
-            for path in map(_absolute, (*created, *changed, *deleted)):
+            for path in map(absolute_path, (*created, *changed, *deleted)):
                 if path.name == GITIGNORE:
                     self._rescan = True
                     self._wake.notify()
@@ -197,13 +197,14 @@ class WorkspaceIndex:
                 **({"error": counters.error} if counters.error else {}),
             }
 
-    def close(self) -> None:
-        """Stop the worker (it finishes the batch it is on) and drop the segments."""
+    def close(self, wait: bool = True) -> None:
+        """Stop the worker (it finishes the batch it is on; `wait` for it) and drop the
+        segments."""
         with self._wake:
             self._closing = True
             self._wake.notify()
             thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
+        if wait and thread is not None and thread is not threading.current_thread():
             thread.join(timeout=10)
         with self._lock:
             self._counters.state = "closed"
@@ -383,5 +384,7 @@ class WorkspaceIndex:
             self._save(index_directory(self.cache_dir, self._folders, self.fingerprint))
 
 
-def _absolute(path: Path) -> Path:
+def absolute_path(path: Path) -> Path:
+    """How the index names a file: absolute and normalised, links not resolved (as the walk
+    finds it and as an editor's URI names it)."""
     return Path(os.path.abspath(path))

@@ -4,10 +4,10 @@ A file is opened without blocking (a FIFO that slipped past the walk must not ha
 checked to be a regular file on the open descriptor (the path may have changed since the walk),
 and read up to the size cap. What comes back is text or the reason it is left out:
 - "binary": a NUL byte anywhere (git's own test for a binary file);
-- "not-utf8": not UTF-8 (a UTF-8 byte-order mark is dropped);
+- "not_utf8": not UTF-8 (a UTF-8 byte-order mark is dropped);
 - "minified": a line over MAX_LINE characters, or lines of MEAN_LINE characters on average:
   bundled or generated code, whose tokens would crowd the user's own;
-- "too-big", "not-regular", "unreadable" (any OSError: gone, a dangling link, a read that fails).
+- "too_big", "not_regular", "unreadable" (any OSError: gone, a dangling link, a read that fails).
 The stamp is taken from the descriptor before reading, so a file changed while it is read looks
 changed at the next start, never the other way round.
 """
@@ -51,7 +51,7 @@ class Read:
 def text_problem(text: str, max_chars: int) -> str | None:
     """Why a text is not indexed as source, or None (the checks after decoding)."""
     if len(text) > max_chars:
-        return "too-big"
+        return "too_big"
     if "\x00" in text:
         return "binary"
     longest = max(map(len, text.split("\n")), default=0)
@@ -73,9 +73,9 @@ def read_source(path: Path, max_bytes: int) -> Read:
         info = os.fstat(descriptor)
         stamp = Stamp(info.st_mtime_ns, info.st_size)
         if not stat.S_ISREG(info.st_mode):
-            return Read(None, "not-regular", stamp)
+            return Read(None, "not_regular", stamp)
         if info.st_size > max_bytes:
-            return Read(None, "too-big", stamp)
+            return Read(None, "too_big", stamp)
         data = _read_at_most(descriptor, max_bytes + 1)
     except OSError as exc:
         log.info("workspace index: cannot read %s (%s)", path, exc)
@@ -83,13 +83,13 @@ def read_source(path: Path, max_bytes: int) -> Read:
     finally:
         os.close(descriptor)
     if len(data) > max_bytes:
-        return Read(None, "too-big", stamp)  # it grew after the walk looked
+        return Read(None, "too_big", stamp)  # it grew after the walk looked
     if b"\x00" in data:
         return Read(None, "binary", stamp)
     try:
         text = data.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError:
-        return Read(None, "not-utf8", stamp)
+        return Read(None, "not_utf8", stamp)
     problem = text_problem(text, max_bytes)
     return Read(None if problem else text, problem, stamp)
 

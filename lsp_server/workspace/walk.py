@@ -119,7 +119,7 @@ class SourceRules:
     def is_source(self, path: Path) -> str | None:
         """Why a file of this name is never indexed, or None: not source, or secret-looking."""
         if language_of("", path.name) is None:
-            return "not-source"
+            return "not_source"
         if excluded(str(path), self.secret_globs):
             return "secret"
         return None
@@ -136,7 +136,7 @@ class SourceRules:
         path = Path(os.path.abspath(path))
         folder = self.folder_of(path)
         if folder is None:
-            return "outside-folders"
+            return "outside_folders"
         reason = self.is_source(path)
         if reason is not None:
             return reason
@@ -147,7 +147,7 @@ class SourceRules:
             rules = (*rules, (directory, spec)) if spec is not None else rules
             directory = directory / part
             if skipped(part):
-                return "skipped-dir"
+                return "skipped_dir"
             if _ignored(rules, directory, is_dir=True):
                 return "gitignored"
         spec = self._spec(directory)
@@ -166,7 +166,7 @@ class SourceRules:
         newest = sorted(found.values(), key=lambda candidate: candidate.mtime_ns, reverse=True)
         kept = self.limits.max_files
         if len(newest) > kept:
-            result.skipped["over-file-cap"] += len(newest) - kept
+            result.skipped["over_file_cap"] += len(newest) - kept
             log.info("workspace index: kept the %d newest of %d source files", kept, len(newest))
         result.files = newest[:kept]
         return result
@@ -195,7 +195,7 @@ class SourceRules:
                 if subdirectory is not None:
                     stack.append((subdirectory, rules))
             if result.entries >= self.limits.max_entries:
-                result.skipped["walk-stopped"] += 1
+                result.skipped["walk_stopped"] += 1
                 log.info(
                     "workspace index: stopped looking after %d directory entries", result.entries
                 )
@@ -219,7 +219,7 @@ class SourceRules:
             return None
         if is_dir:
             if skipped(entry.name):
-                result.skipped["skipped-dir"] += 1
+                result.skipped["skipped_dir"] += 1
             elif _ignored(rules, path, is_dir=True):
                 result.skipped["gitignored"] += 1
             else:
@@ -246,13 +246,13 @@ class SourceRules:
         except OSError:
             return "unreadable"
         if stat.S_ISDIR(info.st_mode) and is_link:
-            return "linked-dir"
+            return "linked_dir"
         if not stat.S_ISREG(info.st_mode):
-            return "not-regular"  # a FIFO, a socket, a device: reading could block or never end
+            return "not_regular"  # a FIFO, a socket, a device: reading could block or never end
         if info.st_size == 0:
             return "empty"
         if info.st_size > self.limits.max_file_bytes:
-            return "too-big"
+            return "too_big"
         key = (info.st_dev, info.st_ino)
         if key in found:
             return "duplicate"
