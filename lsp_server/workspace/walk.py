@@ -214,6 +214,9 @@ class SourceRules:
         try:
             is_link = entry.is_symlink()
             is_dir = entry.is_dir(follow_symlinks=False)
+            if is_link and entry.is_dir():  # a link to a directory: never followed
+                result.skipped["linked_dir"] += 1
+                return None
         except OSError:
             result.skipped["unreadable"] += 1
             return None
@@ -229,7 +232,7 @@ class SourceRules:
             "gitignored" if _ignored(rules, path, is_dir=False) else None
         )
         if reason is None:
-            reason = self._keep(entry, path, is_link, found)
+            reason = self._keep(entry, path, found)
         if reason is not None:
             result.skipped[reason] += 1
         return None
@@ -238,15 +241,12 @@ class SourceRules:
         self,
         entry: os.DirEntry[str],
         path: Path,
-        is_link: bool,
         found: dict[tuple[int, int], Candidate],
     ) -> str | None:
         try:
             info = entry.stat()  # follows a link: a dangling one or a loop raises here
         except OSError:
             return "unreadable"
-        if stat.S_ISDIR(info.st_mode) and is_link:
-            return "linked_dir"
         if not stat.S_ISREG(info.st_mode):
             return "not_regular"  # a FIFO, a socket, a device: reading could block or never end
         if info.st_size == 0:
