@@ -342,13 +342,12 @@ class WorkspaceIndex:
         with self._lock:
             evicted = self._segments.update(changed, removed)
             self._counters.evicted += len(evicted)
-            merge = self._segments.wants_merge()
-            self._publish()
-        if merge:
-            self._merge()
-        with self._lock:
             self._counters.updates += 1
             self._counters.last_update_ms = (time.perf_counter() - started) * 1000
+            merge = self._segments.wants_merge()
+            self._publish()  # with its counters: a reader that sees the change sees its cost
+        if merge:
+            self._merge()
 
     def _current_text(self, path: Path, buffer: str | None) -> tuple[Stamp, str] | None:
         """The text a changed path should be indexed with, or None when it should not be."""
