@@ -78,6 +78,7 @@ ROOT = Path(__file__).resolve().parent.parent
 READY_TIMEOUT_S = 300.0
 WORKSPACE_PASS_TIMEOUT_S = 120.0
 POLL_S = 0.05
+INDEX_START_GRACE_S = 2.0
 STOP_TIMEOUT_S = 10.0
 CASE_TIMEOUT_S = 600.0  # a case that takes longer counts as an error, and the run goes on
 # The warm-up request's buffer: not from any project, closed before the measured request.
@@ -150,6 +151,19 @@ class CaseServer:
         while time.perf_counter() < deadline:
             learning = (await self.stats()).get("cache", {}).get("workspace")
             if learning is None or learning.get("done"):
+                return
+            await asyncio.sleep(POLL_S)
+
+    async def wait_for_workspace_index(self) -> None:
+        """Until the workspace index is built, as it is soon after a user opens a project (or it
+        is switched off, or failed)."""
+        started = time.perf_counter()
+        while time.perf_counter() < started + WORKSPACE_PASS_TIMEOUT_S:
+            state = ((await self.stats()).get("workspaceIndex") or {}).get("state", "off")
+            if state in ("ready", "failed", "closed"):
+                return
+            # "off": switched off, or about to start now that the model is ready
+            if state == "off" and time.perf_counter() - started > INDEX_START_GRACE_S:
                 return
             await asyncio.sleep(POLL_S)
 
@@ -255,6 +269,7 @@ async def ask(
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(server.state.wait(), READY_TIMEOUT_S)
     await server.wait_for_workspace_pass()
+    await server.wait_for_workspace_index()
     if warmup:
         await warm_up(client, scratch)
     line_start = case.prefix.rfind("\n") + 1

@@ -23,6 +23,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -30,12 +31,35 @@ SAMPLE = 64  # occurrences read to estimate the continuation of one match
 MAX_MATCH = 48  # longest suffix searched for, in tokens
 
 
-def _suffix_array(tokens: np.ndarray) -> np.ndarray:
-    from pydivsufsort import divsufsort
+def _suffix_array(data: bytes, width: int) -> np.ndarray:
+    """Token positions in suffix order, from the big-endian token bytes (`width` bytes a token).
 
-    if len(tokens) == 0:
-        return np.zeros(0, dtype=np.int64)
-    return np.asarray(divsufsort(tokens), dtype=np.int64)
+    libdivsufsort sorts bytes: every byte offset gets a row, and only those at a token's start
+    are kept. pydivsufsort's own wrapper does the same through temporaries three times that
+    size; filtering in place and shrinking keeps the peak at the one int32 row per byte.
+    """
+    count = len(data) // width
+    if count == 0:
+        return np.zeros(0, dtype=np.int32)
+    assert len(data) < 2**31, "over 2 GB of tokens: more than any workspace budget allows"
+    import ctypes
+
+    from pydivsufsort.dll import libdivsufsort
+
+    rows = np.empty(len(data), dtype=np.int32)
+    # A ctypes call: the GIL is released while it sorts, so the event loop keeps serving.
+    pointer = rows.ctypes.data_as(ctypes.POINTER(ctypes.c_int32))
+    if libdivsufsort.divsufsort(data, pointer, ctypes.c_int32(len(data))) != 0:
+        raise RuntimeError("libdivsufsort failed")
+    kept, chunk = 0, 1 << 20
+    for start in range(0, len(rows), chunk):
+        part = rows[start : start + chunk]
+        starts = part[part % width == 0] // width
+        rows[kept : kept + len(starts)] = starts
+        kept += len(starts)
+    assert kept == count, "every token start has its suffix-array row"
+    rows.resize(count, refcheck=False)  # realloc shrinks in place: no second copy
+    return rows
 
 
 @dataclass(frozen=True)
@@ -53,16 +77,39 @@ class TokenSuffixIndex:
     def __init__(
         self, tokens: np.ndarray, separator: int, suffix_array: np.ndarray | None = None
     ) -> None:
-        self.separator = separator
         wide = separator > 0xFFFF or (tokens.size and int(tokens.max()) > 0xFFFF)
-        self._dtype = np.dtype(">u4" if wide else ">u2")
-        self.tokens = np.ascontiguousarray(tokens, dtype=np.uint32 if wide else np.uint16)
-        self._width = self._dtype.itemsize
-        self._bytes = self.tokens.astype(self._dtype).tobytes()
+        data = np.asarray(tokens, dtype=np.dtype(">u4" if wide else ">u2")).tobytes()
+        self._setup(data, 4 if wide else 2, separator, suffix_array)
+
+    @classmethod
+    def from_token_bytes(
+        cls, data: bytes, separator: int, suffix_array: np.ndarray | None = None
+    ) -> TokenSuffixIndex:
+        """An index over ids already laid out as big-endian bytes, two a token (four when the
+        separator is above 0xFFFF), taken as they are: a caller that built them can let its
+        own copy go before the suffix array is sorted."""
+        index = cls.__new__(cls)
+        index._setup(data, 4 if separator > 0xFFFF else 2, separator, suffix_array)
+        return index
+
+    def _setup(
+        self, data: bytes, width: int, separator: int, suffix_array: np.ndarray | None
+    ) -> None:
+        assert len(data) % width == 0, "the token bytes hold whole tokens"
+        self.separator = separator
+        self._dtype = np.dtype(">u4" if width == 4 else ">u2")
+        self._width = width
+        self._bytes = data
+        # The ids are read from the comparison bytes: one copy of the tokens, not two.
+        self.tokens = np.frombuffer(self._bytes, dtype=self._dtype)
         self.suffix_array = (
-            _suffix_array(self.tokens) if suffix_array is None else np.asarray(suffix_array)
+            _suffix_array(self._bytes, self._width)
+            if suffix_array is None
+            else np.asarray(suffix_array)
         )
-        self._sa_list: list[int] = self.suffix_array.tolist()
+        # bisect reads rows through a memoryview: Python ints on demand, not a list of them
+        # (36 bytes a token). A memory-mapped array from disk works as well.
+        self._sa_rows = self.suffix_array.data
         self.dead = np.zeros(len(self.tokens), dtype=bool)
 
     @classmethod
@@ -79,13 +126,7 @@ class TokenSuffixIndex:
 
     @property
     def nbytes(self) -> int:
-        return (
-            self.tokens.nbytes
-            + len(self._bytes)
-            + self.suffix_array.nbytes
-            + self.dead.nbytes
-            + 8 * len(self._sa_list)  # the list's pointers (its ints are mostly small, shared)
-        )
+        return len(self._bytes) + self.suffix_array.nbytes + self.dead.nbytes
 
     def kill(self, start: int, end: int) -> None:
         """Stop counting the occurrences that start in tokens [start, end) (a changed file)."""
@@ -99,25 +140,36 @@ class TokenSuffixIndex:
         def key(position: int) -> bytes:
             return data[position * w : position * w + width]
 
-        lo = bisect.bisect_left(self._sa_list, query, key=key)
-        hi = bisect.bisect_right(self._sa_list, query, lo=lo, key=key)
+        lo = bisect.bisect_left(self._sa_rows, query, key=key)
+        hi = bisect.bisect_right(self._sa_rows, query, lo=lo, key=key)
         return lo, hi
 
-    def _continuations(self, lo: int, hi: int, length: int) -> np.ndarray:
-        """Next tokens after up to SAMPLE live occurrences in suffix-array rows [lo, hi)."""
+    def _continuations(
+        self, lo: int, hi: int, length: int, skip: tuple[int, int] | None = None
+    ) -> np.ndarray:
+        """Next tokens after up to SAMPLE live occurrences in suffix-array rows [lo, hi), none
+        of them starting in tokens [skip[0], skip[1])."""
         if hi - lo > SAMPLE:
             rows = np.linspace(lo, hi - 1, SAMPLE).astype(np.int64)
             positions = self.suffix_array[rows]
         else:
             positions = self.suffix_array[lo:hi]
         positions = positions[~self.dead[positions]]
+        if skip is not None:
+            positions = positions[(positions < skip[0]) | (positions >= skip[1])]
         after = positions + length
         after = after[after < len(self.tokens)]
         following = self.tokens[after]
         return following[following != self.separator]
 
-    def longest_match(self, context: Sequence[int], max_length: int = MAX_MATCH) -> Match | None:
-        """The longest suffix of `context` (up to `max_length`) that occurs with a continuation."""
+    def longest_match(
+        self,
+        context: Sequence[int],
+        max_length: int = MAX_MATCH,
+        skip: tuple[int, int] | None = None,
+    ) -> Match | None:
+        """The longest suffix of `context` (up to `max_length`) that occurs with a continuation,
+        occurrences starting in tokens [skip[0], skip[1]) left out."""
         if not len(self.tokens) or not context:
             return None
         tail = np.asarray(context[-max_length:], dtype=np.int64)
@@ -132,7 +184,7 @@ class TokenSuffixIndex:
         while low <= high:
             length = (low + high) // 2
             lo, hi = self._range(encoded[len(encoded) - length * w :])
-            following = self._continuations(lo, hi, length) if hi > lo else None
+            following = self._continuations(lo, hi, length, skip) if hi > lo else None
             if following is not None and following.size:
                 best = (length, following, hi - lo)
                 low = length + 1
@@ -143,6 +195,25 @@ class TokenSuffixIndex:
         length, following, occurrences = best
         values, counts = np.unique(following, return_counts=True)
         return Match(length, dict(zip(values.tolist(), counts.tolist(), strict=True)), occurrences)
+
+
+class NgramSource(Protocol):
+    def longest_match(
+        self, context: Sequence[int], max_length: int = MAX_MATCH
+    ) -> Match | None: ...
+
+
+@dataclass(frozen=True)
+class Without:
+    """An index less one document's tokens [start, end): the current buffer, which the workspace
+    index holds whole but which must be searched split at the cursor (its own source)."""
+
+    index: TokenSuffixIndex
+    start: int
+    end: int
+
+    def longest_match(self, context: Sequence[int], max_length: int = MAX_MATCH) -> Match | None:
+        return self.index.longest_match(context, max_length, skip=(self.start, self.end))
 
 
 @dataclass(frozen=True)
@@ -175,7 +246,7 @@ class NgramMixer:
     """One request's view of its sources (current buffer first, then open documents, then the
     workspace index) and the tokens just before the cursor; updated as tokens are accepted."""
 
-    sources: tuple[TokenSuffixIndex, ...]
+    sources: tuple[NgramSource, ...]
     context: list[int]
     weights: MixingWeights = field(default_factory=MixingWeights)
     mixed_steps: int = 0  # steps where the match moved the distribution

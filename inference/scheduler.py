@@ -19,7 +19,7 @@ from typing import Literal
 import numpy as np
 
 from inference.forcing import ForcedPrefixIndex, constrain
-from inference.ngram import NgramMixer, TokenSuffixIndex
+from inference.ngram import NgramMixer, NgramSource
 from inference.prefix_cache import PrefixCache
 from inference.runners import Runner
 from inference.sampling import Sampler, TextTracker
@@ -50,7 +50,7 @@ class GenerationRequest:
     # The user's own code, mixed into each step's distribution (inference/ngram.py): token arrays
     # searched for the longest suffix of `ngram_context` (the tokens just before the cursor)
     # followed by what was generated so far; the first source wins a tie.
-    ngram_sources: tuple[TokenSuffixIndex, ...] = field(default=(), compare=False)
+    ngram_sources: tuple[NgramSource, ...] = field(default=(), compare=False)
     ngram_context: tuple[int, ...] = ()
 
 

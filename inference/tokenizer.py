@@ -100,6 +100,17 @@ class Tokenizer:
     def decode(self, ids: Sequence[int]) -> str:
         return str(self._tokenizer.decode(list(ids), skip_special_tokens=True))
 
+    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        """`encode` of each text, on the library's own threads and without the GIL; offsets are
+        not computed (a workspace index wants the ids only)."""
+        encode = getattr(self._tokenizer, "encode_batch_fast", self._tokenizer.encode_batch)
+        return [list(found.ids) for found in encode(list(texts), add_special_tokens=False)]
+
+    def decode_batch(self, batch: Sequence[Sequence[int]]) -> list[str]:
+        """`decode` of each id sequence."""
+        texts = self._tokenizer.decode_batch([list(ids) for ids in batch], skip_special_tokens=True)
+        return [str(text) for text in texts]
+
     def token_texts(self) -> list[str]:
         """The text each id adds after other text ("" for special tokens).
 

@@ -13,7 +13,9 @@ from typing import Any, get_args
 
 from lsp_server.settings import Device, LogLevel, json_schema
 
-BENCHMARKS = ("engine", "lsp", "cache", "commands")
+BENCHMARKS = ("engine", "lsp", "cache", "commands", "index")
+# Benchmarks whose module is not benchmarks/<name>.py.
+BENCH_MODULES = {"index": "benchmarks.index_bench"}
 EVALS = ("humaneval-infilling", "nextline", "agreement", "repo", "bpb")
 # Evaluations with a module of their own; the others are subcommands of benchmarks.evaluate.
 EVAL_MODULES = {"repo": "benchmarks.repo_eval", "bpb": "benchmarks.bpb"}
@@ -190,7 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="measure speed and quality (prints JSON)")
     bench.add_argument("name", choices=BENCHMARKS)
     bench.add_argument("rest", nargs=argparse.REMAINDER)
-    bench.set_defaults(func=lambda a: _module_main(f"benchmarks.{a.name}", a.rest))
+    bench.set_defaults(
+        func=lambda a: _module_main(BENCH_MODULES.get(a.name, f"benchmarks.{a.name}"), a.rest)
+    )
 
     evaluate = sub.add_parser("eval", help="score a model (prints JSON)")
     evaluate.add_argument("name", choices=EVALS)

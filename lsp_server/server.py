@@ -15,10 +15,12 @@ from pygls.uris import to_fs_path
 
 from lsp_server.backends.local import ModelManager
 from lsp_server.completion.pipeline import CompletionService
-from lsp_server.settings import merge
+from lsp_server.events import Signal
+from lsp_server.settings import Settings, merge
 from lsp_server.transport import serve_stdio
 from lsp_server.usage.recorder import UsageRecorder
 from lsp_server.workspace.patterns import WorkspaceLearning, workspace_pass
+from lsp_server.workspace.service import WorkspaceIndexService
 from prompts.context import Document
 
 log = logging.getLogger(__name__)
@@ -114,6 +116,9 @@ class FlashcodeServer(LanguageServer):
         self.background: set[asyncio.Task[Any]] = set()
         self.load_progress_token: str | None = None
         self.workspace_learning: WorkspaceLearning | None = None  # None until it starts
+        # Keeps the workspace index in step; the index itself is completions.workspace_index.
+        self.index_service = WorkspaceIndexService()
+        self.settings_changed: Signal[Settings] = Signal()  # after every refresh_settings
         self.shutting_down = False
 
     def start_io(self, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
@@ -134,15 +139,14 @@ class FlashcodeServer(LanguageServer):
         apply_log_level(self.settings.log_level)
         self.completions.apply_settings(self.settings)
         self.usage.configure(self.settings)
+        self.settings_changed.emit(self.settings)
         return problems
 
     def learn_workspace_patterns(self) -> None:
         """Start the one background pass over the workspace's files (workspace/patterns.py)."""
         if self.workspace_learning is not None:
             return
-        roots = [Path(path) for uri in self.workspace.folders if (path := to_fs_path(uri))]
-        if not roots and self.workspace.root_path:
-            roots = [Path(self.workspace.root_path)]
+        roots = self.workspace_roots()
         progress = WorkspaceLearning()
         work = workspace_pass(
             roots, self.settings.cache, self.completions.cache, progress, self._stopping
@@ -150,6 +154,13 @@ class FlashcodeServer(LanguageServer):
         if work is not None:
             self.workspace_learning = progress
             self.spawn(work)
+
+    def workspace_roots(self) -> list[Path]:
+        """The workspace folders the client named (workspaceFolders, else rootUri)."""
+        roots = [Path(path) for uri in self.workspace.folders if (path := to_fs_path(uri))]
+        if not roots and self.workspace.root_path:
+            roots = [Path(self.workspace.root_path)]
+        return roots
 
     def _stopping(self) -> bool:
         return self.shutting_down

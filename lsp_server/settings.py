@@ -79,6 +79,31 @@ class CacheSettings:
 
 
 @dataclass(kw_only=True)
+class WorkspaceSettings:
+    enabled: bool = field(
+        default=True,
+        metadata=about(
+            "Index the workspace's source files (kept in the cache directory) so that"
+            " completions can draw on the user's own code."
+        ),
+    )
+    mixing: bool = field(
+        default=True,
+        metadata=about(
+            "At each step of the model, mix in what followed the longest match of the code just"
+            " written in the buffer, the open files and (with workspace.enabled) the workspace."
+        ),
+    )
+    index_budget_mb: int = field(
+        default=200,
+        metadata=about(
+            "Most memory the workspace index may use, in MB; past it, the newest files are kept.",
+            between=(16, 4096),
+        ),
+    )
+
+
+@dataclass(kw_only=True)
 class TestSettings:
     run_generated: bool = field(
         default=True,
@@ -94,31 +119,6 @@ class TestSettings:
         default="",
         metadata=about(
             "Python interpreter that runs the generated tests. Empty: the one running the server."
-        ),
-    )
-
-
-@dataclass(kw_only=True)
-class WorkspaceSettings:
-    enabled: bool = field(
-        default=True,
-        metadata=about(
-            "Index the workspace folders' source files (respecting .gitignore), so that"
-            " suggestions draw on the project's own code."
-        ),
-    )
-    mixing: bool = field(
-        default=True,
-        metadata=about(
-            "Mix the continuation that the buffer, the open files and the workspace had after"
-            " the same code into each decoding step."
-        ),
-    )
-    index_budget_mb: int = field(
-        default=200,
-        metadata=about(
-            "Memory for the workspace index, in MB; past it, the newest files are kept.",
-            between=(1, 16_384),
         ),
     )
 
@@ -215,11 +215,11 @@ class Settings:
     cache: CacheSettings = field(
         default_factory=CacheSettings, metadata=about("The completion cache.")
     )
+    workspace: WorkspaceSettings = field(
+        default_factory=WorkspaceSettings, metadata=about("The workspace index.")
+    )
     tests: TestSettings = field(
         default_factory=TestSettings, metadata=about("Unit test generation.")
-    )
-    workspace: WorkspaceSettings = field(
-        default_factory=WorkspaceSettings, metadata=about("The workspace index and mixing.")
     )
     usage: UsageSettings = field(
         default_factory=UsageSettings, metadata=about("The local usage and cost report.")

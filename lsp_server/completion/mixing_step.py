@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Sequence
 
-from inference.ngram import TokenSuffixIndex
+from inference.ngram import NgramSource, TokenSuffixIndex
 from inference.tokenizer import Tokenizer
 from lsp_server.completion.context import CompletionContext
 from prompts.budget import CompletionPrompt
@@ -98,12 +98,12 @@ class MixingSources:
         context: CompletionContext,
         prompt: CompletionPrompt,
         tokenizer: Tokenizer,
-        workspace: Sequence[TokenSuffixIndex],
-    ) -> tuple[tuple[TokenSuffixIndex, ...], tuple[int, ...]]:
+        workspace: Sequence[NgramSource],
+    ) -> tuple[tuple[NgramSource, ...], tuple[int, ...]]:
         """(sources, the tokens just before the cursor) for one request's decoder."""
         self._reset_for(tokenizer)
         before = _prompt_end(context.prefix, prompt)
-        sources = [self.buffer_index(before, context.suffix, tokenizer)]
+        sources: list[NgramSource] = [self.buffer_index(before, context.suffix, tokenizer)]
         if not workspace:
             sources.extend(self.document_index(d, tokenizer) for d in context.public_documents)
         sources.extend(workspace)

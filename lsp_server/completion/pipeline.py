@@ -23,9 +23,11 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+from urllib.request import url2pathname
 
-from inference.ngram import TokenSuffixIndex
+from inference.ngram import NgramSource, Without
 from inference.scheduler import GenerationRequest, GenerationResult
 from inference.tokenizer import Tokenizer
 from lsp_server.backends.local import ModelManager
@@ -41,6 +43,7 @@ from lsp_server.completion.routing import choose_route
 from lsp_server.completion.store_step import store_answer
 from lsp_server.events import Signal
 from lsp_server.settings import Settings
+from lsp_server.workspace.index import WorkspaceIndex
 from prompts.budget import CompletionPrompt
 from prompts.context import Document, completable_mid_line, cursor_line
 from prompts.typeahead import ShownSuggestion, remaining_suggestion
@@ -51,10 +54,6 @@ log = logging.getLogger(__name__)
 # code after the cursor rules out a completion (completable_mid_line); the exact cache's stored
 # answer, or the model's own, was blank before any rule ran.
 EMPTY_REASONS = ("not-ready", "mid-line-filter", "cache-empty", "model-empty")
-
-
-class WorkspaceSources(Protocol):
-    def sources(self) -> tuple[TokenSuffixIndex, ...]: ...
 
 
 @dataclass(frozen=True)
@@ -93,9 +92,9 @@ class CompletionService:
         self._reported: set[str] = set()
         self._shown: dict[str, ShownSuggestion] = {}  # per document URI
         self.mixing = MixingSources()
-        # The workspace's token index (lsp_server/workspace), set by the LSP edge once the
-        # workspace folders are known; None: the buffer and open documents are all it mixes in.
-        self.workspace_index: WorkspaceSources | None = None
+        # The workspace's token segments (lsp_server/workspace/), set by the LSP edge once the
+        # model's tokenizer is known; None when switched off or not started yet.
+        self.workspace_index: WorkspaceIndex | None = None
 
     def apply_settings(self, settings: Settings) -> None:
         """Called when the settings change, never per request."""
@@ -215,7 +214,18 @@ class CompletionService:
         settings: Settings,
     ) -> GenerationRequest:
         index = self.workspace_index if settings.workspace.enabled else None
-        workspace = index.sources() if index is not None else ()
+        workspace: tuple[NgramSource, ...] = ()
+        if index is not None:
+            # The index holds this buffer whole; the buffer's own source is split at the cursor,
+            # so the index must not also say that the code before the cursor goes on with the
+            # code after it.
+            own = index.span_of(path_of_uri(context.document.uri))
+            workspace = tuple(
+                Without(segment, own[1], own[2])
+                if own is not None and segment is own[0]
+                else segment
+                for segment in index.sources()
+            )
         sources, before = self.mixing.for_request(context, prompt, tokenizer, workspace)
         return replace(request, ngram_sources=sources, ngram_context=before)
 
@@ -236,6 +246,12 @@ class CompletionService:
         return Suggestion(
             id=suggestion_id, text=text, source=source, line_prefix=cursor_line(context.prefix)
         )
+
+
+def path_of_uri(uri: str) -> Path:
+    """The file system path of a file:// URI (other schemes give a path that is never indexed)."""
+    parsed = urlparse(uri)
+    return Path(url2pathname(unquote(parsed.path))) if parsed.scheme == "file" else Path(uri)
 
 
 def _empty_reason(raw: str, rule: str | None, layer: str) -> str:

@@ -16,12 +16,14 @@ from lsp_server.features import (
     status,
     unit_tests,
     usage,
+    workspace_index,
 )
 from lsp_server.server import FlashcodeServer
 
 
 def build_server(base_settings: dict[str, Any] | None = None) -> FlashcodeServer:
     server = FlashcodeServer(base_settings)
-    for feature in (lifecycle, inline_completion, completion, status, unit_tests, docstring, usage):
+    features = (lifecycle, inline_completion, completion, status, unit_tests, docstring, usage)
+    for feature in (*features, workspace_index):
         feature.register(server)
     return server

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lsprotocol import types
+from pygls.uris import to_fs_path
 
 from lsp_server.settings import unwrap_section
 
@@ -80,9 +82,13 @@ def register(server: FlashcodeServer) -> None:
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: FlashcodeServer, params: types.DidCloseTextDocumentParams) -> None:
         ls.completions.forget(params.text_document.uri)
+        path = to_fs_path(params.text_document.uri)
+        if path:
+            ls.index_service.close_document(Path(path))  # the file on disk counts again
 
     @server.feature(types.SHUTDOWN)
     def shutdown(ls: FlashcodeServer, params: None) -> None:
         ls.shutting_down = True
+        ls.index_service.close(wait=False)
         ls.models.close()
         ls.usage.flush()

@@ -138,6 +138,7 @@ def stats_payload(server: FlashcodeServer) -> dict[str, Any]:
     if server.workspace_learning is not None:
         result["cache"]["workspace"] = server.workspace_learning.as_dict()
     result["usage"] = server.usage.report()
+    result["workspaceIndex"] = server.index_service.stats()
     return result
 
 

@@ -46,6 +46,11 @@ async def client(lsp_client: LanguageClient) -> Any:
     PROJECT.mkdir(parents=True, exist_ok=True)
     (PROJECT / "models.py").write_text(REPR + "self.name\n", encoding="utf-8")
     lsp_client.status = watch_status(lsp_client)  # type: ignore[attr-defined]
+
+    @lsp_client.feature(types.CLIENT_REGISTER_CAPABILITY)
+    def accept_registration(_client: LanguageClient, params: types.RegistrationParams) -> None:
+        """As VS Code does: the server registers for watched files in the workspace."""
+
     await lsp_client.initialize_session(
         types.InitializeParams(
             capabilities=client_capabilities("visual-studio-code"),

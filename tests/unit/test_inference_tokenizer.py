@@ -47,3 +47,11 @@ def test_decode_skips_special_tokens() -> None:
     prefix, suffix, middle = tokenizer.fim_token_ids or (0, 0, 0)
     ids = [prefix, *tokenizer.encode("def f():"), suffix, middle]
     assert tokenizer.decode(ids) == "def f():"
+
+
+def test_batch_encoding_gives_the_ids_of_one_by_one_encoding_and_decodes_back() -> None:
+    tokenizer = Tokenizer.from_model_dir(MODELS / "qwen2-int4")
+    texts = ["def f(x):\n    return x\n", 'marker = "<|fim_prefix|>"\n', "", "naïve = 1\n"]
+    batch = tokenizer.encode_batch(texts)
+    assert batch == [tokenizer.encode(text) for text in texts]
+    assert tokenizer.decode_batch(batch) == texts

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from inference.ngram import Match, MixingWeights, NgramMixer, TokenSuffixIndex
+from inference.ngram import Match, MixingWeights, NgramMixer, TokenSuffixIndex, Without
 
 SEP = 9999
 
@@ -91,3 +91,24 @@ def test_the_current_buffer_wins_a_tie() -> None:
     mixer = NgramMixer((buffer, workspace), context=[1, 2, 3])
     match = mixer.best_match()
     assert match is not None and match.counts == {4: 1}
+
+
+def test_the_suffix_array_orders_every_suffix_of_narrow_and_wide_tokens() -> None:
+    rng = np.random.default_rng(7)
+    for high in (5, 70_000):  # few distinct ids (long shared prefixes), and ids past uint16
+        tokens = rng.integers(0, high, size=400)
+        index = TokenSuffixIndex(tokens, separator=high)
+        expected = sorted(range(len(tokens)), key=lambda i: tokens[i:].tolist())
+        assert index.suffix_array.tolist() == expected
+        assert index.tokens.tolist() == tokens.tolist()
+
+
+def test_a_document_left_out_of_an_index_predicts_nothing() -> None:
+    # The current buffer sits whole in the workspace index; searched through Without, its own
+    # tokens (after the cursor) do not count, and the rest of the index still does.
+    index = _index([1, 2, 3, 4], [1, 2, 3, 9])
+    whole = index.longest_match([1, 2, 3])
+    assert whole is not None and whole.counts == {4: 1, 9: 1}
+    match = Without(index, 0, 5).longest_match([1, 2, 3])
+    assert match is not None and match.counts == {9: 1}
+    assert Without(index, 0, 10).longest_match([1, 2, 3]) is None

@@ -116,6 +116,17 @@ def test_int8_complexity_and_cache_size_outside_their_ranges_get_defaults(tmp_pa
     ]
 
 
+def test_a_workspace_index_budget_outside_its_range_gets_the_default(tmp_path: Path) -> None:
+    settings, problems = merge(
+        {"workspace": {"indexBudgetMb": 5, "mixing": False}},
+        environ={"FLASHCODE_WORKSPACE__ENABLED": "0"},
+        config_file=tmp_path / "none.json",
+    )
+    assert settings.workspace.index_budget_mb == 200
+    assert (settings.workspace.enabled, settings.workspace.mixing) == (False, False)
+    assert problems == ["workspace.indexBudgetMb must be between 16 and 4096, not 5"]
+
+
 def test_the_ends_of_a_range_are_allowed(tmp_path: Path) -> None:
     settings, problems = merge(
         {"int8Complexity": 0, "cache": {"maxSizeMb": 1}, "tests": {"timeoutSeconds": 3600}},
