@@ -40,8 +40,9 @@ log = logging.getLogger(__name__)
 
 # Why an answer is empty, besides a post-processing rule's name: the model is not loaded yet; the
 # code after the cursor rules out a completion (completable_mid_line); the exact cache's stored
-# answer, or the model's own, was blank before any rule ran.
-EMPTY_REASONS = ("not-ready", "mid-line-filter", "cache-empty", "model-empty")
+# answer, or the model's own, was blank before any rule ran; the remote server failed (the user
+# has been told by the backend).
+EMPTY_REASONS = ("not-ready", "mid-line-filter", "cache-empty", "model-empty", "backend-error")
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,8 @@ class CompletionService:
             return text, "cache" if text else _empty_reason(lookup.hit.text, rule, "cache"), None
 
         result = await route.engine.generate(request)
+        if result.finish_reason == "error":
+            return "", "backend-error", None
         text, rule = shown_text_with_reason(result.text, context.prefix, context.suffix, prompt)
         store_answer(self.cache, context, lookup, result.text, text, result.finish_reason)
         log.info(
