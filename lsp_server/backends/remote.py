@@ -230,7 +230,9 @@ class RemoteEngine:
         try:
             if not self._probed and not await self._probe_once():
                 return stream.result("error")
-            body = completion_body(request, self._tokenizer, self.spec.fim, self.model_name)
+            body = completion_body(
+                request, self._tokenizer, self.spec.fim, self.model_name, self.max_length
+            )
             finish = await self._stream(body, stream, deadline)
         except asyncio.CancelledError:
             self.cancelled += 1
@@ -241,7 +243,9 @@ class RemoteEngine:
         finally:
             self.in_flight -= 1
         self._answered()
-        return stream.result(finish)
+        result = stream.result(finish)
+        result.token_ids = self._tokenizer.encode(stream.text)  # as counted here, for the log
+        return result
 
     def _limit(self, deadline: float | None) -> tuple[float, bool]:
         """The wait allowed for the next read, and whether the deadline (not the timeout) set it."""

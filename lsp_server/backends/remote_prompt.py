@@ -84,15 +84,20 @@ def prompt_and_suffix(
 
 
 def completion_body(
-    request: GenerationRequest, tokenizer: EngineTokenizer, fim: str, model: str
+    request: GenerationRequest,
+    tokenizer: EngineTokenizer,
+    fim: str,
+    model: str,
+    max_length: int,
 ) -> dict[str, Any]:
-    """The JSON body of a streamed `/completions` request."""
+    """The JSON body of a streamed `/completions` request; the answer is held to what
+    `max_length` leaves after the prompt, as the local engine holds it to its slot."""
     prompt, suffix = prompt_and_suffix(request.prompt_ids, tokenizer, fim)
     # Token healing's forced text goes back at the prompt's end: the server cannot be told to
     # start its answer with it, and the answer is reported with it in front (remote.py).
     body: dict[str, Any] = {
         "prompt": prompt + request.forced_prefix,
-        "max_tokens": request.max_new_tokens,
+        "max_tokens": max(1, min(request.max_new_tokens, max_length - len(request.prompt_ids))),
         "temperature": request.temperature,
         "top_p": request.top_p,
         "stream": True,
