@@ -378,6 +378,9 @@ class LlamaServer:
         command = [
             self.python, "-m", "llama_cpp.server", "--model", str(self.gguf),
             "--host", "127.0.0.1", "--port", str(self.port), "--n_threads", str(self.threads),
+            # Prompts too: its default takes every core, and on a busy machine threads that
+            # wait for each other at every layer cost seconds a prompt.
+            "--n_threads_batch", str(self.threads),
             "--n_ctx", str(self.n_ctx), "--model_alias", self.alias or self.gguf.stem,
             # By default a new request cuts the one streaming short; a team's editors must not
             # cut each other's answers.

@@ -13,7 +13,7 @@ from typing import Any, get_args
 
 from lsp_server.settings import Device, LogLevel, json_schema
 
-BENCHMARKS = ("engine", "lsp", "cache", "commands")
+BENCHMARKS = ("engine", "lsp", "cache", "commands", "remote")
 EVALS = ("humaneval-infilling", "nextline", "agreement", "repo")
 # Evaluations with a module of their own; the others are subcommands of benchmarks.evaluate.
 EVAL_MODULES = {"repo": "benchmarks.repo_eval"}

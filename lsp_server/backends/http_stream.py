@@ -17,12 +17,22 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 from urllib.parse import urlsplit
 
+T = TypeVar("T")
 MAX_HEADER_BYTES = 64 * 1024
 MAX_LINE_BYTES = 1024 * 1024  # one SSE event; a completion chunk is a few hundred bytes
+
+
+async def _within(awaitable: Awaitable[T], timeout: float) -> T:
+    """`awaitable` within `timeout` seconds, else TimeoutError. Not asyncio.wait_for: on Python
+    3.11 it can swallow a cancellation that lands as the awaited read completes, and a cancelled
+    completion would then stream on to its end."""
+    async with asyncio.timeout(timeout):
+        return await awaitable
 
 
 class ProtocolError(Exception):
@@ -92,7 +102,7 @@ class Response:
             return b""
         if self._chunked:
             if self._chunk_left == 0:
-                size_line = await asyncio.wait_for(self._reader.readline(), timeout)
+                size_line = await _within(self._reader.readline(), timeout)
                 if not size_line:
                     raise ProtocolError("the connection closed inside a chunked body")
                 try:
@@ -102,23 +112,23 @@ class Response:
                 if self._chunk_left == 0:
                     self._done = True
                     return b""
-            data = await asyncio.wait_for(self._reader.read(self._chunk_left), timeout)
+            data = await _within(self._reader.read(self._chunk_left), timeout)
             if not data:
                 raise ProtocolError("the connection closed inside a chunk")
             self._chunk_left -= len(data)
             if self._chunk_left == 0:
-                await asyncio.wait_for(self._reader.readline(), timeout)  # the chunk's CRLF
+                await _within(self._reader.readline(), timeout)  # the chunk's CRLF
             return data
         if self._left is not None:
             if self._left == 0:
                 self._done = True
                 return b""
-            data = await asyncio.wait_for(self._reader.read(min(self._left, 65536)), timeout)
+            data = await _within(self._reader.read(min(self._left, 65536)), timeout)
             if not data:
                 raise ProtocolError("the connection closed before the body's end")
             self._left -= len(data)
             return data
-        data = await asyncio.wait_for(self._reader.read(65536), timeout)
+        data = await _within(self._reader.read(65536), timeout)
         if not data:
             self._done = True
         return data
@@ -166,7 +176,7 @@ async def request(
     """Send one request and read the status line and headers, each step within `timeout`
     seconds (TimeoutError), or raise OSError for a connection that fails."""
     context = ssl.create_default_context() if endpoint.scheme == "https" else None
-    reader, writer = await asyncio.wait_for(
+    reader, writer = await _within(
         asyncio.open_connection(endpoint.host, endpoint.port, ssl=context, limit=MAX_LINE_BYTES),
         timeout,
     )
@@ -180,8 +190,8 @@ async def request(
         if body is not None:
             lines.append(f"Content-Length: {len(body)}")
         writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b""))
-        await asyncio.wait_for(writer.drain(), timeout)
-        status_line = await asyncio.wait_for(reader.readline(), timeout)
+        await _within(writer.drain(), timeout)
+        status_line = await _within(reader.readline(), timeout)
         version, _, rest = status_line.decode("latin-1").strip().partition(" ")
         code, _, reason = rest.partition(" ")
         if not version.startswith("HTTP/") or not code.isdigit():
@@ -189,7 +199,7 @@ async def request(
         found: dict[str, str] = {}
         size = 0
         while True:
-            line = await asyncio.wait_for(reader.readline(), timeout)
+            line = await _within(reader.readline(), timeout)
             size += len(line)
             if size > MAX_HEADER_BYTES:
                 raise ProtocolError("the response headers are too long")

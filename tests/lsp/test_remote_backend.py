@@ -174,3 +174,37 @@ async def test_editors_requests_go_out_at_the_same_time(
     results = await asyncio.gather(*(complete(client, f"editor-{i}") for i in range(3)))
     assert remote.record.most_open == 3
     assert all(items and items[0].insert_text.strip() for items in results)
+
+
+@pytest_lsp.fixture(
+    config=server_config(env={"FLASHCODE_BACKEND": "remote"}),  # the URL comes from the editor
+    scope="module",
+)
+async def misconfigured(lsp_client: LanguageClient, remote: OpenAIServer) -> AsyncIterator[None]:
+    lsp_client.status = watch_status(lsp_client)  # type: ignore[attr-defined]
+    await lsp_client.initialize_session(
+        types.InitializeParams(
+            capabilities=client_capabilities("neovim"),
+            initialization_options={"flashcode": {"remote": {"url": "gpu-box:8000"}}},
+        )
+    )
+    yield
+    await lsp_client.shutdown_session()
+
+
+async def test_a_url_that_is_no_url_is_told_and_fixing_it_brings_completions_back(
+    misconfigured: LanguageClient, remote: OpenAIServer
+) -> None:
+    remote.set_mode("ok")
+    status = misconfigured.status  # type: ignore[attr-defined]
+    error = await status.wait_for("error", NO_HANG_S)
+    assert "remote.url" in error["message"] and "http://gpu-box:8000/v1" in error["message"]
+    assert await complete(misconfigured, "bad-url") == []
+    misconfigured.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(
+            settings={"flashcode": {"cache": {"enabled": False}, "remote": {"url": URL}}}
+        )
+    )
+    await status.wait_for("ready", NO_HANG_S)
+    items = await complete(misconfigured, "url-fixed")
+    assert items and items[0].insert_text.strip()
