@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from inference.model import load_model_info
 from inference.router import ModelRouter
 from inference.scheduler import FinishReason, GenerationRequest, GenerationResult
 from inference.tokenizer import Tokenizer
@@ -399,11 +398,35 @@ async def _read_quietly(response: Response, timeout: float) -> bytes:
         return b""
 
 
+def _context_length(folder: Path) -> int:
+    """The model's context from its config files, MAX_LENGTH when they do not say."""
+    for name, keys in (
+        ("genai_config.json", ("model", "context_length")),
+        ("config.json", ("max_position_embeddings",)),
+    ):
+        try:
+            value: Any = json.loads((folder / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        for key in keys:
+            value = value.get(key) if isinstance(value, dict) else None
+        if isinstance(value, int) and value > 0:
+            return min(value, MAX_LENGTH)
+    return MAX_LENGTH
+
+
 def _tokenizer_for(spec: RemoteSpec) -> tuple[EngineTokenizer, int]:
-    """The prompt's counter and the length of a request (blocking: reads modelPath's files)."""
-    if spec.tokenizer_dir is not None:
-        info = load_model_info(spec.tokenizer_dir)
-        return Tokenizer.from_model_dir(info.path), min(info.context_length, MAX_LENGTH)
+    """The prompt's counter and the length of a request (blocking: reads modelPath's files).
+    modelPath needs only the tokenizer (a Hugging Face download of the served model will do)."""
+    folder = spec.tokenizer_dir
+    if folder is not None:
+        if not (folder / "tokenizer.json").is_file():
+            raise RemoteSetupError(
+                f"modelPath {folder} has no tokenizer.json",
+                "With backend remote, set modelPath to a folder holding the served model's"
+                " tokenizer.json, or leave it empty to count the prompt in characters.",
+            )
+        return Tokenizer.from_model_dir(folder), _context_length(folder)
     template: FimTemplate = QWEN  # the most common family; /models may name another
     if spec.fim_template:
         template = select_template((), spec.fim_template)

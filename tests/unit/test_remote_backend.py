@@ -4,6 +4,7 @@ stop strings, what a fault tells the user and how often, the HTTP reader, and it
 from __future__ import annotations
 
 import asyncio
+import shutil
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from inference.scheduler import GenerationRequest
 from inference.tokenizer import Tokenizer
 from lsp_server.backends.char_tokenizer import CharTokenizer
 from lsp_server.backends.http_stream import Endpoint, request
+from lsp_server.backends.remote import RemoteSetupError, RemoteSpec, connect
 from lsp_server.backends.remote_faults import FaultGate, RemoteFault, fault_message
 from lsp_server.backends.remote_prompt import (
     completion_body,
@@ -229,3 +231,23 @@ def test_a_wrong_remote_setting_is_reported_and_replaced_by_its_default(tmp_path
     assert settings.backend == "local" and settings.remote.fim == "suffix"
     assert settings.remote.timeout_ms == 5000
     assert len(problems) == 3 and any("remote.fim" in p for p in problems)
+
+
+def remote_spec(tokenizer_dir: Path | None) -> RemoteSpec:
+    return RemoteSpec("http://127.0.0.1:1/v1", "", "", 1000, "raw", "", tokenizer_dir)
+
+
+async def test_modelpath_needs_only_the_served_models_tokenizer(tmp_path: Path) -> None:
+    shutil.copy(default_model_dir() / "tokenizer.json", tmp_path)
+    (tmp_path / "config.json").write_text('{"max_position_embeddings": 2048}', encoding="utf-8")
+    said: list[str] = []
+    router = await connect(remote_spec(tmp_path), said.append)
+    engine = router.primary
+    assert isinstance(engine.tokenizer, Tokenizer) and engine.max_length == 2048
+    assert len(said) == 1 and "refused the connection" in said[0], "a down server is told at once"
+
+
+async def test_modelpath_without_a_tokenizer_is_refused_with_the_fix(tmp_path: Path) -> None:
+    with pytest.raises(RemoteSetupError) as refused:
+        await connect(remote_spec(tmp_path), lambda _: None)
+    assert "tokenizer.json" in str(refused.value) and "modelPath" in refused.value.fix
