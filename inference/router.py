@@ -8,10 +8,7 @@ which follows the fp32 model more closely; everything else takes the faster int4
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from inference.engine import Engine
+from typing import Generic, Protocol, TypeVar
 
 
 def default_model_dir() -> Path:
@@ -35,18 +32,27 @@ def find_variants(model_dir: Path) -> dict[str, Path]:
     return variants
 
 
-class ModelRouter:
+class ClosableEngine(Protocol):
+    def close(self) -> None: ...
+
+
+# The router holds local Engines or anything serving the same contract (lsp_server's remote
+# backend, which this package cannot name).
+EngineT = TypeVar("EngineT", bound=ClosableEngine, covariant=True)
+
+
+class ModelRouter(Generic[EngineT]):
     """Picks the engine for a request: int8 for complex scopes when there is one."""
 
-    def __init__(self, engines: dict[str, Engine]) -> None:
+    def __init__(self, engines: dict[str, EngineT]) -> None:
         assert "primary" in engines, "a router needs its primary engine"
         self.engines = engines
 
     @property
-    def primary(self) -> Engine:
+    def primary(self) -> EngineT:
         return self.engines["primary"]
 
-    def pick(self, complexity: int, threshold: int) -> Engine:
+    def pick(self, complexity: int, threshold: int) -> EngineT:
         if complexity > threshold and "int8" in self.engines:
             return self.engines["int8"]
         return self.engines["primary"]

@@ -27,7 +27,8 @@ from inference.tokenizer import Tokenizer
 
 log = logging.getLogger("flashcode.inference")
 
-FinishReason = Literal["stop", "length", "deadline", "cancelled"]
+# "error": a remote backend's server failed (lsp_server/backends/remote.py); never this scheduler.
+FinishReason = Literal["stop", "length", "deadline", "cancelled", "error"]
 MIN_CACHED_PROMPT = 4  # shorter prompts are not worth a cache entry
 
 

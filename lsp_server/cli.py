@@ -13,7 +13,7 @@ from typing import Any, get_args
 
 from lsp_server.settings import Device, LogLevel, json_schema
 
-BENCHMARKS = ("engine", "lsp", "cache", "commands", "index")
+BENCHMARKS = ("engine", "lsp", "cache", "commands", "index", "remote")
 # Benchmarks whose module is not benchmarks/<name>.py.
 BENCH_MODULES = {"index": "benchmarks.index_bench"}
 EVALS = ("humaneval-infilling", "nextline", "agreement", "repo", "bpb")

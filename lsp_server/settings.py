@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 # because inference never imports lsp_server.
 Device = Literal["auto", "cpu", "cuda"]
 LogLevel = Literal["error", "warning", "info", "debug"]
+Backend = Literal["local", "remote"]
+# suffix: the server applies its own FIM template to prompt + suffix (Ollama, llama-cpp-python);
+# raw: the prompt is FIM-templated here, for servers without `suffix` (vLLM, llama-server, TGI).
+RemoteFim = Literal["suffix", "raw"]
 # prompts.fim's template names (a unit test keeps the two equal); "" = detect from the tokenizer.
 FimTemplateName = Literal[
     "", "qwen2.5-coder", "starcoder", "deepseek-coder", "codellama", "codegemma"
@@ -143,7 +147,51 @@ class UsageSettings:
 
 
 @dataclass(kw_only=True)
+class RemoteSettings:
+    url: str = field(
+        default="",
+        metadata=about(
+            "Base URL of the OpenAI-compatible server, e.g. http://gpu-box:8000/v1. Used only"
+            " when backend is remote."
+        ),
+    )
+    model: str = field(
+        default="",
+        metadata=about("Model name sent to the server. Empty: the first one it lists."),
+    )
+    api_key_env: str = field(
+        default="",
+        metadata=about(
+            "Name of the environment variable holding the server's API key (never the key"
+            " itself). Empty: no key."
+        ),
+    )
+    timeout_ms: int = field(
+        default=5000,
+        metadata=about(
+            "Longest wait for the server to answer, or to send the next part of an answer, in"
+            " milliseconds.",
+            between=(100, 600_000),
+        ),
+    )
+    fim: RemoteFim = field(
+        default="suffix",
+        metadata=about(
+            "suffix: send prompt and suffix, the server applies its FIM template (Ollama,"
+            " llama-cpp-python). raw: send the FIM prompt built here (vLLM, llama-server, TGI)."
+        ),
+    )
+
+
+@dataclass(kw_only=True)
 class Settings:
+    backend: Backend = field(
+        default="local",
+        metadata=about(
+            "local: run the model in this process. remote: ask the OpenAI-compatible server at"
+            " remote.url; nothing else leaves the machine."
+        ),
+    )
     model_path: str = field(
         default="",
         metadata=about(
@@ -223,6 +271,10 @@ class Settings:
     )
     usage: UsageSettings = field(
         default_factory=UsageSettings, metadata=about("The local usage and cost report.")
+    )
+    remote: RemoteSettings = field(
+        default_factory=RemoteSettings,
+        metadata=about("The OpenAI-compatible server used when backend is remote."),
     )
     log_level: LogLevel = field(
         default="info",

@@ -1,8 +1,10 @@
-"""The local models a server runs: loaded in the background, replaced when settings change.
+"""The models a server runs: loaded in the background, replaced when settings change.
 
 Two tiers (DESIGN.md): "flash" serves inline completion, "pro" serves tests and docstrings; both
 default to the embedded model and share one Engine when they name the same directory. When an
 int8 variant sits beside an int4 model, complex scopes may be routed to it (inference.router).
+With `backend: "remote"` both tiers are one remote engine instead (backends/remote.py), and its
+faults go out through `problems`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from pathlib import Path
 from inference.engine import Engine, EngineOptions
 from inference.model import ModelError
 from inference.router import ModelRouter, default_model_dir, find_variants
+from lsp_server.backends.engine import ServingEngine
+from lsp_server.backends.remote import RemoteSetupError, RemoteSpec, connect
 from lsp_server.events import Signal
 from lsp_server.settings import Settings
 
@@ -37,6 +41,7 @@ class ModelSpec:
     pro_dir: Path
     device: str
     threads: int
+    remote: RemoteSpec | None = None  # set when backend is remote: no local model is loaded
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ModelSpec:
@@ -44,11 +49,14 @@ class ModelSpec:
             Path(settings.model_path).expanduser() if settings.model_path else default_model_dir()
         )
         pro = Path(settings.pro_model_path).expanduser() if settings.pro_model_path else flash
-        return cls(flash_dir=flash, pro_dir=pro, device=settings.device, threads=settings.threads)
+        remote = RemoteSpec.from_settings(settings) if settings.backend == "remote" else None
+        return cls(flash, pro, settings.device, settings.threads, remote)
 
 
 def load_fix(error: BaseException) -> str:
     """What the user can do about a model that did not load."""
+    if isinstance(error, RemoteSetupError):
+        return error.fix
     if isinstance(error, ModelError | FileNotFoundError | NotADirectoryError):
         return (
             "Set modelPath to a model directory (genai_config.json, or config.json and "
@@ -68,10 +76,11 @@ class ModelManager:
         self.state = ModelState.LOADING
         self.error = ""
         self.spec: ModelSpec | None = None
-        self.flash: ModelRouter | None = None
-        self.pro: ModelRouter | None = None
+        self.flash: ModelRouter[ServingEngine] | None = None
+        self.pro: ModelRouter[ServingEngine] | None = None
         self.load_seconds = 0.0
         self.changed: Signal[ModelManager] = Signal()
+        self.problems: Signal[str] = Signal()  # a remote server's faults, rate-limited
         self._generation = 0  # bumps on every reload so a slow stale load cannot win
 
     @property
@@ -86,7 +95,10 @@ class ModelManager:
     def device(self) -> str:
         if self.flash is None:
             return ""
-        return "cuda" if "CUDA" in self.flash.primary.provider else "cpu"
+        provider = self.flash.primary.provider
+        if provider == "remote":
+            return provider
+        return "cuda" if "CUDA" in provider else "cpu"
 
     async def load(self, settings: Settings) -> None:
         spec = ModelSpec.from_settings(settings)
@@ -101,7 +113,10 @@ class ModelManager:
         options = EngineOptions(device=spec.device, threads=spec.threads)
         started = time.perf_counter()
         try:
-            flash, pro = await asyncio.to_thread(self._load_blocking, spec, options)
+            if spec.remote is not None:
+                flash = pro = await connect(spec.remote, self.problems.emit)
+            else:
+                flash, pro = await asyncio.to_thread(self._load_blocking, spec, options)
         except Exception as exc:  # any fault of the model's files ends in the error state
             if generation != self._generation:
                 return
@@ -130,8 +145,10 @@ class ModelManager:
         self.changed.emit(self)
 
     @staticmethod
-    def _load_blocking(spec: ModelSpec, options: EngineOptions) -> tuple[ModelRouter, ModelRouter]:
-        flash = ModelRouter(
+    def _load_blocking(
+        spec: ModelSpec, options: EngineOptions
+    ) -> tuple[ModelRouter[ServingEngine], ModelRouter[ServingEngine]]:
+        flash = ModelRouter[ServingEngine](
             {
                 name: Engine.load(path, options)
                 for name, path in find_variants(spec.flash_dir).items()
@@ -139,7 +156,7 @@ class ModelManager:
         )
         if spec.pro_dir == spec.flash_dir:
             return flash, flash
-        pro = ModelRouter(
+        pro = ModelRouter[ServingEngine](
             {name: Engine.load(path, options) for name, path in find_variants(spec.pro_dir).items()}
         )
         return flash, pro

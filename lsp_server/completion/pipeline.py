@@ -27,6 +27,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 from urllib.request import url2pathname
 
+from inference.engine import Engine
 from inference.ngram import NgramSource, Without
 from inference.scheduler import GenerationRequest, GenerationResult
 from inference.tokenizer import Tokenizer
@@ -52,8 +53,9 @@ log = logging.getLogger(__name__)
 
 # Why an answer is empty, besides a post-processing rule's name: the model is not loaded yet; the
 # code after the cursor rules out a completion (completable_mid_line); the exact cache's stored
-# answer, or the model's own, was blank before any rule ran.
-EMPTY_REASONS = ("not-ready", "mid-line-filter", "cache-empty", "model-empty")
+# answer, or the model's own, was blank before any rule ran; the remote server failed (the user
+# has been told by the backend).
+EMPTY_REASONS = ("not-ready", "mid-line-filter", "cache-empty", "model-empty", "backend-error")
 
 
 @dataclass(frozen=True)
@@ -177,7 +179,8 @@ class CompletionService:
 
         prompt = fit_prompt(context, route, settings)
         request = generation_request(prompt, route, settings)
-        if settings.workspace.mixing:
+        # Only a decoder in this process can be mixed into; a remote server decodes alone.
+        if settings.workspace.mixing and isinstance(route.engine, Engine):
             request = self._with_mixing(context, prompt, request, route.engine.tokenizer, settings)
         lookup = exact_lookup(self.cache, context, prompt, request, route.engine.model.fingerprint)
         if lookup.hit is not None:
@@ -188,6 +191,8 @@ class CompletionService:
             return text, source, None, None
 
         result = await route.engine.generate(request)
+        if result.finish_reason == "error":
+            return "", "backend-error", None, result
         trace = shown_text_traced(result.text, context.prefix, context.suffix, prompt)
         text, rule = trace.text, trace.emptied_by
         for name in trace.changed_by if text else ():

@@ -48,6 +48,13 @@ def warn(server: FlashcodeServer, message: str) -> None:
     )
 
 
+def show_warning(server: FlashcodeServer, message: str) -> None:
+    """A message that already names flashcode (the remote backend's faults)."""
+    server.window_show_message(
+        types.ShowMessageParams(type=types.MessageType.Warning, message=message)
+    )
+
+
 async def pull_and_apply_settings(server: FlashcodeServer) -> None:
     await pull_workspace_settings(server)
     apply_settings(server)
@@ -55,6 +62,7 @@ async def pull_and_apply_settings(server: FlashcodeServer) -> None:
 
 def register(server: FlashcodeServer) -> None:
     server.completions.problems.subscribe(lambda message: warn(server, message))
+    server.models.problems.subscribe(lambda message: show_warning(server, message))
 
     @server.feature(types.INITIALIZE)
     def initialize(ls: FlashcodeServer, params: types.InitializeParams) -> None:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from lsprotocol import types
 from pygls.uris import to_fs_path
 
+from inference.engine import Engine
 from lsp_server.backends.local import ModelManager
 from lsp_server.settings import Settings
 from lsp_server.workspace.index import ProgressEvent
@@ -107,7 +108,9 @@ async def configure(server: FlashcodeServer, bridge: ProgressBridge) -> None:
     bridge.attach(asyncio.get_running_loop())
     async with bridge.configuring:
         models = server.models
-        engine = models.flash.primary if models.ready and models.flash is not None else None
+        primary = models.flash.primary if models.ready and models.flash is not None else None
+        # The index is in the local model's tokens; a remote backend's decoder cannot use it.
+        engine = primary if isinstance(primary, Engine) else None
         fingerprint = ""
         if engine is not None and server.settings.workspace.enabled:
             try:

@@ -21,8 +21,10 @@ def record_network(event: str, args: tuple[object, ...]) -> None:
     owner = args[0] if args else None
     if isinstance(owner, socket.socket) and owner.family == socket.AF_UNIX:
         return  # a local pipe between threads of this process, not the network
+    # A socket's own events name the address after the socket; getaddrinfo's start with the host.
+    shown = args[1:] if isinstance(owner, socket.socket) else args
     with open(os.environ["FLASHCODE_TEST_AUDIT"], "a", encoding="utf-8") as events:
-        events.write(f"{event} {args[1:]!r}\n")
+        events.write(f"{event} {shown!r}\n")
 
 
 def main() -> None:
