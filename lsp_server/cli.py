@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any, get_args
 
-from lsp_server.settings import Device, LogLevel, json_schema
+from lsp_server.settings import Device, LogLevel
+from lsp_server.settings_schema import json_schema
 
 BENCHMARKS = ("engine", "lsp", "cache", "commands", "index", "remote")
 # Benchmarks whose module is not benchmarks/<name>.py.

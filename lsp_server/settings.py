@@ -43,7 +43,6 @@ FimTemplateName = Literal[
     "", "qwen2.5-coder", "starcoder", "deepseek-coder", "codellama", "codegemma"
 ]
 DEFAULT_SECRET_GLOBS = (".env", ".env.*", "*.pem", "*.key", "*secret*", "*credentials*", "id_rsa*")
-SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 
 def about(description: str, *, between: tuple[int, int] | None = None) -> dict[str, Any]:
@@ -292,7 +291,7 @@ class SettingsError(ValueError):
     """A settings value that cannot be used; the message names the key and what is allowed."""
 
 
-def _camel(name: str) -> str:
+def camel_key(name: str) -> str:
     head, *rest = name.split("_")
     return head + "".join(part.title() for part in rest)
 
@@ -301,13 +300,13 @@ def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
-def _choices(kind: Any) -> tuple[str, ...] | None:
+def literal_choices(kind: Any) -> tuple[str, ...] | None:
     """The allowed values of a Literal field, None for any other type."""
     return get_args(kind) if get_origin(kind) is Literal else None
 
 
 def _coerce(value: Any, kind: Any, key: str) -> Any:
-    if _choices(kind) is not None:
+    if literal_choices(kind) is not None:
         kind = str  # whether the string is one of the choices is checked on the merged result
     if kind is bool:
         if isinstance(value, bool):
@@ -378,7 +377,7 @@ def _shown(choice: str) -> str:
 
 
 def _violation(key: str, value: Any, kind: Any, between: tuple[int, int] | None) -> str | None:
-    choices = _choices(kind)
+    choices = literal_choices(kind)
     if choices is not None and value not in choices:
         return f"{key} must be one of {', '.join(map(_shown, choices))}, not {value!r}"
     if between is not None and not between[0] <= value <= between[1]:
@@ -393,7 +392,7 @@ def _check_constraints(target: Any, path: str = "") -> list[str]:
     hints = get_type_hints(type(target))
     defaults = type(target)()
     for spec in dataclasses.fields(target):
-        key = path + _camel(spec.name)
+        key = path + camel_key(spec.name)
         value = getattr(target, spec.name)
         if dataclasses.is_dataclass(value):
             problems.extend(_check_constraints(value, f"{key}."))
@@ -403,44 +402,6 @@ def _check_constraints(target: Any, path: str = "") -> list[str]:
             problems.append(problem)
             setattr(target, spec.name, getattr(defaults, spec.name))
     return problems
-
-
-def _value_schema(kind: Any) -> dict[str, Any]:
-    choices = _choices(kind)
-    if choices is not None:
-        return {"type": "string", "enum": list(choices)}
-    if kind == list[str]:
-        return {"type": "array", "items": {"type": "string"}}
-    names = {bool: "boolean", int: "integer", float: "number", str: "string"}
-    assert kind in names, f"no JSON Schema type for settings of type {kind}"
-    return {"type": names[kind]}
-
-
-def _object_schema(kind: type[Any]) -> dict[str, Any]:
-    hints = get_type_hints(kind)
-    defaults = kind()
-    properties: dict[str, Any] = {}
-    for spec in dataclasses.fields(kind):
-        assert "description" in spec.metadata, f"{kind.__name__}.{spec.name} needs a description"
-        if dataclasses.is_dataclass(hints[spec.name]):
-            prop = _object_schema(hints[spec.name])
-        else:
-            prop = _value_schema(hints[spec.name])
-            prop["default"] = getattr(defaults, spec.name)
-            if spec.metadata["between"] is not None:
-                prop["minimum"], prop["maximum"] = spec.metadata["between"]
-        prop["description"] = spec.metadata["description"]
-        properties[_camel(spec.name)] = prop
-    return {"type": "object", "properties": properties, "additionalProperties": False}
-
-
-def json_schema() -> dict[str, Any]:
-    """The JSON Schema of the "flashcode" settings section, written from `Settings` itself."""
-    return {
-        "$schema": SCHEMA_DIALECT,
-        "title": "flashcode settings",
-        **_object_schema(Settings),
-    }
 
 
 def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
@@ -456,8 +417,8 @@ def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
         parts = key[len("FLASHCODE_") :].lower().split("__")
         node = result
         for part in parts[:-1]:
-            node = node.setdefault(_camel(part), {})
-        node[_camel(parts[-1])] = value
+            node = node.setdefault(camel_key(part), {})
+        node[camel_key(parts[-1])] = value
     return result
 
 

@@ -20,13 +20,24 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
 
 from inference.ngram import NgramSource, TokenSuffixIndex
-from inference.tokenizer import Tokenizer
 from lsp_server.completion.context import CompletionContext
 from prompts.budget import CompletionPrompt
 from prompts.context import Document
 from prompts.healing import healed_whitespace
+
+
+@runtime_checkable
+class MixingTokenizer(Protocol):
+    """The model's own tokenizer: mixing works in the ids the decoder writes."""
+
+    def encode(self, text: str) -> list[int]: ...
+
+    @property
+    def vocab_size(self) -> int: ...
+
 
 BLOCK_LINES = 32
 CONTEXT_CHARS = 600  # of the code before the cursor: far more than the longest match searched
@@ -34,7 +45,7 @@ _BLOCKS_KEPT = 4096
 _DOCUMENTS_KEPT = 32
 
 
-def separator_for(tokenizer: Tokenizer) -> int:
+def separator_for(tokenizer: MixingTokenizer) -> int:
     """An id that no token has: matches never cross a document boundary."""
     return max(tokenizer.vocab_size, 0xFFFF)
 
@@ -47,13 +58,13 @@ class MixingSources:
         self._documents: OrderedDict[tuple[str, int], TokenSuffixIndex] = OrderedDict()
         self._tokenizer_id = 0
 
-    def _reset_for(self, tokenizer: Tokenizer) -> None:
+    def _reset_for(self, tokenizer: MixingTokenizer) -> None:
         if id(tokenizer) != self._tokenizer_id:  # a new model: its tokens differ
             self._blocks.clear()
             self._documents.clear()
             self._tokenizer_id = id(tokenizer)
 
-    def _encode_blocks(self, text: str, tokenizer: Tokenizer) -> list[int]:
+    def _encode_blocks(self, text: str, tokenizer: MixingTokenizer) -> list[int]:
         lines = text.splitlines(keepends=True)
         ids: list[int] = []
         for start in range(0, len(lines), BLOCK_LINES):
@@ -69,14 +80,16 @@ class MixingSources:
             ids.extend(tokens)
         return ids
 
-    def buffer_index(self, prefix: str, suffix: str, tokenizer: Tokenizer) -> TokenSuffixIndex:
+    def buffer_index(
+        self, prefix: str, suffix: str, tokenizer: MixingTokenizer
+    ) -> TokenSuffixIndex:
         separator = separator_for(tokenizer)
         return TokenSuffixIndex.from_documents(
             [self._encode_blocks(prefix, tokenizer), self._encode_blocks(suffix, tokenizer)],
             separator,
         )
 
-    def document_index(self, document: Document, tokenizer: Tokenizer) -> TokenSuffixIndex:
+    def document_index(self, document: Document, tokenizer: MixingTokenizer) -> TokenSuffixIndex:
         key = (document.uri, hash(document.text))
         found = self._documents.get(key)
         if found is None:
@@ -97,7 +110,7 @@ class MixingSources:
         self,
         context: CompletionContext,
         prompt: CompletionPrompt,
-        tokenizer: Tokenizer,
+        tokenizer: MixingTokenizer,
         workspace: Sequence[NgramSource],
     ) -> tuple[tuple[NgramSource, ...], tuple[int, ...]]:
         """(sources, the tokens just before the cursor) for one request's decoder."""

@@ -27,15 +27,14 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 from urllib.request import url2pathname
 
-from inference.engine import Engine
 from inference.ngram import NgramSource, Without
 from inference.scheduler import GenerationRequest, GenerationResult
-from inference.tokenizer import Tokenizer
 from lsp_server.backends.local import ModelManager
+from lsp_server.backends.remote import RemoteEngine
 from lsp_server.completion.cache import CacheState
 from lsp_server.completion.context import CompletionContext, build_context
 from lsp_server.completion.exact_step import exact_lookup
-from lsp_server.completion.mixing_step import MixingSources
+from lsp_server.completion.mixing_step import MixingSources, MixingTokenizer
 from lsp_server.completion.outcome import CompletionOutcome, cancelled_outcome, outcome_of
 from lsp_server.completion.pattern_step import pattern_hit
 from lsp_server.completion.postprocess_step import shown_text_traced, shown_text_with_reason
@@ -180,8 +179,13 @@ class CompletionService:
         prompt = fit_prompt(context, route, settings)
         request = generation_request(prompt, route, settings)
         # Only a decoder in this process can be mixed into; a remote server decodes alone.
-        if settings.workspace.mixing and isinstance(route.engine, Engine):
-            request = self._with_mixing(context, prompt, request, route.engine.tokenizer, settings)
+        tokenizer = route.engine.tokenizer
+        if (
+            settings.workspace.mixing
+            and not isinstance(route.engine, RemoteEngine)
+            and isinstance(tokenizer, MixingTokenizer)
+        ):
+            request = self._with_mixing(context, prompt, request, tokenizer, settings)
         lookup = exact_lookup(self.cache, context, prompt, request, route.engine.model.fingerprint)
         if lookup.hit is not None:
             text, rule = shown_text_with_reason(
@@ -215,7 +219,7 @@ class CompletionService:
         context: CompletionContext,
         prompt: CompletionPrompt,
         request: GenerationRequest,
-        tokenizer: Tokenizer,
+        tokenizer: MixingTokenizer,
         settings: Settings,
     ) -> GenerationRequest:
         index = self.workspace_index if settings.workspace.enabled else None

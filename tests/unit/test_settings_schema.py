@@ -17,7 +17,8 @@ import pytest
 
 from inference.engine import VALID_DEVICES
 from lsp_server.cli import build_parser, main
-from lsp_server.settings import Device, FimTemplateName, LogLevel, Settings, json_schema
+from lsp_server.settings import Device, FimTemplateName, LogLevel, Settings
+from lsp_server.settings_schema import json_schema
 from prompts.fim import template_names
 
 EDITORS = Path(__file__).resolve().parents[2] / "editors"
