@@ -130,16 +130,22 @@ class FlashcodeServer(LanguageServer):
             self.base_settings, self.initialization_options, self.workspace_settings
         )
         apply_log_level(self.settings.log_level)
+        self.completions.retrieval.set_roots(self.workspace_roots())
         self.completions.apply_settings(self.settings)
         return problems
+
+    def workspace_roots(self) -> list[Path]:
+        """The workspace folders' paths, or the root path of a client that sends no folders."""
+        roots = [Path(path) for uri in self.workspace.folders if (path := to_fs_path(uri))]
+        if not roots and self.workspace.root_path:
+            roots = [Path(self.workspace.root_path)]
+        return roots
 
     def learn_workspace_patterns(self) -> None:
         """Start the one background pass over the workspace's files (workspace/patterns.py)."""
         if self.workspace_learning is not None:
             return
-        roots = [Path(path) for uri in self.workspace.folders if (path := to_fs_path(uri))]
-        if not roots and self.workspace.root_path:
-            roots = [Path(self.workspace.root_path)]
+        roots = self.workspace_roots()
         progress = WorkspaceLearning()
         work = workspace_pass(
             roots, self.settings.cache, self.completions.cache, progress, self._stopping

@@ -136,6 +136,7 @@ def stats_payload(server: FlashcodeServer) -> dict[str, Any]:
     result["cache"] = server.completions.cache.stats()
     if server.workspace_learning is not None:
         result["cache"]["workspace"] = server.workspace_learning.as_dict()
+    result["retrieval"] = server.completions.retrieval.report()
     return result
 
 
