@@ -34,8 +34,11 @@ share the cores and the latency figures would measure that instead.
 Ablations (issue 11) switch one part off through the server's own settings, so that its gain is
 measured against its absence on the same cases (same `--seed`): `--no-healing` starts every
 server with `FLASHCODE_TOKEN_HEALING=0` (the prompt then only leaves out a trailing space, and
-nothing is forced). `--no-workspace` and `--no-mixing` are not offered yet: the workspace index
-and decode-time mixing they would switch off do not exist so far.
+nothing is forced); `--no-workspace`, `--no-mixing` and `--no-retrieval` switch off the workspace
+index, decode-time mixing and the retrieval of workspace snippets into the prompt
+(`FLASHCODE_WORKSPACE__RETRIEVAL=off`); `--retrieval bm25|jaccard` picks the retrieval's scorer.
+Until the workspace index is wired, retrieval reads the workspace folder itself
+(lsp_server/completion/retrieval_step.py's fallback), so it is measured here already.
 """
 
 from __future__ import annotations
@@ -91,6 +94,9 @@ class Outcome:
     answer: str  # the first item's insertText, "" for none
     latency_ms: float
     empty_reason: str = ""  # why the answer was empty, as the server says
+    # "path:line" of the snippets of other files in the prompt (flashcode/stats); None: no prompt
+    # of ours (the copy peer)
+    snippets: tuple[str, ...] | None = None
 
 
 def _plain(value: Any) -> Any:
@@ -144,11 +150,14 @@ class CaseServer:
         return plain
 
     async def wait_for_workspace_pass(self) -> None:
-        """Until the background pass over the workspace's files has ended (or never started)."""
+        """Until the background passes over the workspace's files have ended (or never
+        started): the pattern pass and the retrieval index's build."""
         deadline = time.perf_counter() + WORKSPACE_PASS_TIMEOUT_S
         while time.perf_counter() < deadline:
-            learning = (await self.stats()).get("cache", {}).get("workspace")
-            if learning is None or learning.get("done"):
+            stats = await self.stats()
+            learning = stats.get("cache", {}).get("workspace")
+            indexing = stats.get("retrieval", {}).get("indexing", False)
+            if (learning is None or learning.get("done")) and not indexing:
                 return
             await asyncio.sleep(POLL_S)
 
@@ -260,12 +269,13 @@ async def ask(
     character = len(case.prefix[line_start:].encode("utf-16-le")) // 2
     answer, latency_ms = await inline_completion(client, uri, case.line, character)
     reason = ""
+    report = await server.stats()
     if not answer:
-        completions = (await server.stats()).get("completions", {})
-        reason = completions.get("lastEmptyReason") or "unreported"
+        reason = report.get("completions", {}).get("lastEmptyReason") or "unreported"
         if server.final_state == "error":
             reason = "model-error"
-    return Outcome(case, answer, latency_ms, reason)
+    snippets = tuple(report.get("retrieval", {}).get("lastSnippets", ()))
+    return Outcome(case, answer, latency_ms, reason, snippets)
 
 
 def peer_outcomes(cases: Sequence[Case], projects: dict[str, Project]) -> list[Outcome]:
@@ -309,6 +319,17 @@ def summarize(outcomes: Sequence[Outcome]) -> dict[str, Any]:
         "empty_reasons": dict(
             Counter(o.empty_reason for o in outcomes if not o.answer).most_common()
         ),
+        **_snippet_share(outcomes),
+    }
+
+
+def _snippet_share(outcomes: Sequence[Outcome]) -> dict[str, float]:
+    """The share of prompts that held snippets of other files (retrieval's reach)."""
+    prompts = [o for o in outcomes if o.snippets is not None]
+    if not prompts:
+        return {}
+    return {
+        "prompts_with_snippets": round(sum(bool(o.snippets) for o in prompts) / len(prompts), 3)
     }
 
 
@@ -334,6 +355,7 @@ def detail(flash: Outcome, peer: Outcome) -> dict[str, Any]:
         "flashcode_ms": round(flash.latency_ms, 1),
         "empty_reason": flash.empty_reason,
         "copy_peer": peer.answer,
+        "snippets": list(flash.snippets or ()),
     }
 
 
@@ -361,17 +383,24 @@ async def run_all(
     return list(outcomes)
 
 
-# Each part an ablation can switch off, and the server setting that does it.
+# Each part an ablation can switch off, and the server setting that does it, with its value.
 ABLATIONS = {
-    "healing": "FLASHCODE_TOKEN_HEALING",
-    "mixing": "FLASHCODE_WORKSPACE__MIXING",
-    "workspace": "FLASHCODE_WORKSPACE__ENABLED",
+    "healing": ("FLASHCODE_TOKEN_HEALING", "0"),
+    "mixing": ("FLASHCODE_WORKSPACE__MIXING", "0"),
+    "workspace": ("FLASHCODE_WORKSPACE__ENABLED", "0"),
+    "retrieval": ("FLASHCODE_WORKSPACE__RETRIEVAL", "off"),
 }
+RETRIEVAL_VARIABLE = ABLATIONS["retrieval"][0]
+RETRIEVAL_SCORERS = ("bm25", "jaccard")  # `--retrieval`: the servers' scorer instead of the default
 
 
-def ablation_settings(off: Sequence[str]) -> dict[str, str]:
-    """The FLASHCODE_* variables that switch the ablated parts off in every case's server."""
-    return {ABLATIONS[part]: "0" for part in off}
+def ablation_settings(off: Sequence[str], retrieval: str | None = None) -> dict[str, str]:
+    """The FLASHCODE_* variables that switch the ablated parts off in every case's server, and
+    that choose its retrieval scorer when `retrieval` names one."""
+    settings = dict(ABLATIONS[part] for part in off)
+    if retrieval is not None and "retrieval" not in off:
+        settings[RETRIEVAL_VARIABLE] = retrieval
+    return settings
 
 
 def main(argv: Sequence[str]) -> int:
@@ -390,10 +419,15 @@ def main(argv: Sequence[str]) -> int:
         action="store_true",
         help="measure the first request a server answers, one-off costs included",
     )
-    for part, variable in ABLATIONS.items():
+    for part, (variable, value) in ABLATIONS.items():
         parser.add_argument(
-            f"--no-{part}", action="store_true", help=f"ablation: servers with {variable}=0"
+            f"--no-{part}", action="store_true", help=f"ablation: servers with {variable}={value}"
         )
+    parser.add_argument(
+        "--retrieval",
+        choices=RETRIEVAL_SCORERS,
+        help=f"servers with {RETRIEVAL_VARIABLE} set to this scorer (default: the server's)",
+    )
     parser.add_argument("--details", type=Path, help="also write every case's answers here (JSONL)")
     parser.add_argument(
         "--json", action="store_true", help="print JSON only (the default output too)"
@@ -410,7 +444,9 @@ def main(argv: Sequence[str]) -> int:
         parser.error(str(exc))
     projects = {project.name: project for project in chosen}
     off = [part for part in ABLATIONS if getattr(args, f"no_{part}")]
-    settings = ablation_settings(off)
+    if args.retrieval and args.no_retrieval:
+        parser.error("--retrieval and --no-retrieval exclude each other")
+    settings = ablation_settings(off, args.retrieval)
     started = time.perf_counter()
     flash = asyncio.run(
         run_all(cases, projects, args.model, args.jobs, not args.no_warmup, settings)

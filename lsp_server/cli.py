@@ -13,10 +13,10 @@ from typing import Any, get_args
 
 from lsp_server.settings import Device, LogLevel, json_schema
 
-BENCHMARKS = ("engine", "lsp", "cache", "commands")
-EVALS = ("humaneval-infilling", "nextline", "agreement", "repo")
+BENCHMARKS = ("engine", "lsp", "cache", "commands", "retrieval")
+EVALS = ("humaneval-infilling", "nextline", "agreement", "repo", "retrieval")
 # Evaluations with a module of their own; the others are subcommands of benchmarks.evaluate.
-EVAL_MODULES = {"repo": "benchmarks.repo_eval"}
+EVAL_MODULES = {"repo": "benchmarks.repo_eval", "retrieval": "benchmarks.retrieval_eval"}
 
 
 def _serve(args: argparse.Namespace) -> int:
