@@ -34,8 +34,11 @@ share the cores and the latency figures would measure that instead.
 Ablations (issue 11) switch one part off through the server's own settings, so that its gain is
 measured against its absence on the same cases (same `--seed`): `--no-healing` starts every
 server with `FLASHCODE_TOKEN_HEALING=0` (the prompt then only leaves out a trailing space, and
-nothing is forced). `--no-workspace` and `--no-mixing` are not offered yet: the workspace index
-and decode-time mixing they would switch off do not exist so far.
+nothing is forced); `--no-workspace`, `--no-mixing` and `--no-retrieval` switch off the workspace
+index, decode-time mixing and the retrieval of workspace snippets into the prompt
+(`FLASHCODE_WORKSPACE__RETRIEVAL=off`); `--retrieval bm25|jaccard` picks the retrieval's scorer.
+Until the workspace index is wired, retrieval reads the workspace folder itself
+(lsp_server/completion/retrieval_step.py's fallback), so it is measured here already.
 """
 
 from __future__ import annotations
@@ -44,34 +47,27 @@ import argparse
 import asyncio
 import contextlib
 import json
-import math
 import os
-import statistics
 import sys
 import tempfile
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lsprotocol import types
 from pygls.lsp.client import LanguageClient
 
-from benchmarks.lsp import percentile
 from benchmarks.repo_cases import (
     DEFAULT_PROJECTS,
-    KINDS,
     Case,
     Project,
     build_cases,
     build_workspace,
-    copy_peer,
-    edit_similarity,
-    exact_match,
     find_project,
 )
+from benchmarks.repo_scores import Outcome, detail, peer_outcomes, report
 from inference.router import default_model_dir
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -84,15 +80,6 @@ CASE_TIMEOUT_S = 600.0  # a case that takes longer counts as an error, and the r
 # The warm-up request's buffer: not from any project, closed before the measured request.
 WARMUP_PATH = "flashcode_warmup.py"
 WARMUP_TEXT = "def add(a, b):\n    return "
-
-
-@dataclass(frozen=True)
-class Outcome:
-    case: Case
-    answer: str  # the first item's insertText, "" for none
-    latency_ms: float
-    empty_reason: str = ""  # why the answer was empty, as the server says
-    changed_by: tuple[str, ...] = ()  # post-processing rules that changed the answer shown
 
 
 def _plain(value: Any) -> Any:
@@ -146,11 +133,14 @@ class CaseServer:
         return plain
 
     async def wait_for_workspace_pass(self) -> None:
-        """Until the background pass over the workspace's files has ended (or never started)."""
+        """Until the background passes over the workspace's files have ended (or never
+        started): the pattern pass and the retrieval index's build."""
         deadline = time.perf_counter() + WORKSPACE_PASS_TIMEOUT_S
         while time.perf_counter() < deadline:
-            learning = (await self.stats()).get("cache", {}).get("workspace")
-            if learning is None or learning.get("done"):
+            stats = await self.stats()
+            learning = stats.get("cache", {}).get("workspace")
+            indexing = stats.get("retrieval", {}).get("indexing", False)
+            if (learning is None or learning.get("done")) and not indexing:
                 return
             await asyncio.sleep(POLL_S)
 
@@ -276,7 +266,8 @@ async def ask(
     character = len(case.prefix[line_start:].encode("utf-16-le")) // 2
     changed_before = (await server.stats()).get("completions", {}).get("changedByRule", {})
     answer, latency_ms = await inline_completion(client, uri, case.line, character)
-    completions = (await server.stats()).get("completions", {})
+    report = await server.stats()
+    completions = report.get("completions", {})
     changed_after = completions.get("changedByRule", {})
     changed = tuple(r for r, n in changed_after.items() if n > changed_before.get(r, 0))
     reason = ""
@@ -284,89 +275,8 @@ async def ask(
         reason = completions.get("lastEmptyReason") or "unreported"
         if server.final_state == "error":
             reason = "model-error"
-    return Outcome(case, answer, latency_ms, reason, changed)
-
-
-def peer_outcomes(cases: Sequence[Case], projects: dict[str, Project]) -> list[Outcome]:
-    texts = {
-        name: {p: project.read(p) for p in project.files} for name, project in projects.items()
-    }
-    outcomes = []
-    for case in cases:
-        others = [text for path, text in texts[case.project].items() if path != case.path]
-        started = time.perf_counter()
-        answer = copy_peer(case.prefix, case.suffix, others)
-        latency_ms = (time.perf_counter() - started) * 1000
-        outcomes.append(Outcome(case, answer, latency_ms, "" if answer else "no-match"))
-    return outcomes
-
-
-def summarize(outcomes: Sequence[Outcome]) -> dict[str, Any]:
-    """The scores of a set of outcomes: every case counts, an empty answer scores 0."""
-    count = len(outcomes)
-    if not count:
-        return {"cases": 0}
-    answered = [o for o in outcomes if o.answer]
-    similarities = [edit_similarity(o.answer, o.case.expected) for o in outcomes]
-    latencies = [o.latency_ms for o in outcomes if not math.isnan(o.latency_ms)]
-    return {
-        "cases": count,
-        "answered_share": round(len(answered) / count, 3),
-        "exact_match": round(
-            sum(exact_match(o.answer, o.case.expected) for o in outcomes) / count, 3
-        ),
-        "edit_similarity": round(statistics.fmean(similarities), 3),
-        # Of the answers shown: how close what the user saw was.
-        "edit_similarity_answered": round(
-            statistics.fmean(edit_similarity(o.answer, o.case.expected) for o in answered), 3
-        )
-        if answered
-        else None,
-        # Of the requests the server answered (a case that broke has no latency).
-        "latency_p50_ms": round(percentile(latencies, 0.5), 1) if latencies else None,
-        "latency_p95_ms": round(percentile(latencies, 0.95), 1) if latencies else None,
-        "empty_reasons": dict(
-            Counter(o.empty_reason for o in outcomes if not o.answer).most_common()
-        ),
-        # Answers shown after a rule changed them, and of those, how many were then exact.
-        "changed_by_rule": {
-            rule: {
-                "shown": sum(1 for o in answered if rule in o.changed_by),
-                "exact": sum(
-                    1
-                    for o in answered
-                    if rule in o.changed_by and exact_match(o.answer, o.case.expected)
-                ),
-            }
-            for rule in sorted({r for o in answered for r in o.changed_by})
-        },
-    }
-
-
-def report(outcomes: Sequence[Outcome]) -> dict[str, Any]:
-    result = {"overall": summarize(outcomes)}
-    for kind in KINDS:
-        result[kind] = summarize([o for o in outcomes if o.case.kind == kind])
-    return result
-
-
-def detail(flash: Outcome, peer: Outcome) -> dict[str, Any]:
-    case = flash.case
-    return {
-        "id": case.id,
-        "project": case.project,
-        "path": case.path,
-        "line": case.line + 1,
-        "column": case.column,
-        "kind": case.kind,
-        "typed": case.prefix[case.prefix.rfind("\n") + 1 :],
-        "expected": case.expected,
-        "flashcode": flash.answer,
-        "flashcode_ms": round(flash.latency_ms, 1),
-        "empty_reason": flash.empty_reason,
-        "changed_by": list(flash.changed_by),
-        "copy_peer": peer.answer,
-    }
+    snippets = tuple(report.get("retrieval", {}).get("lastSnippets", ()))
+    return Outcome(case, answer, latency_ms, reason, changed, snippets)
 
 
 async def run_all(
@@ -393,17 +303,24 @@ async def run_all(
     return list(outcomes)
 
 
-# Each part an ablation can switch off, and the server setting that does it.
+# Each part an ablation can switch off, and the server setting that does it, with its value.
 ABLATIONS = {
-    "healing": "FLASHCODE_TOKEN_HEALING",
-    "mixing": "FLASHCODE_WORKSPACE__MIXING",
-    "workspace": "FLASHCODE_WORKSPACE__ENABLED",
+    "healing": ("FLASHCODE_TOKEN_HEALING", "0"),
+    "mixing": ("FLASHCODE_WORKSPACE__MIXING", "0"),
+    "workspace": ("FLASHCODE_WORKSPACE__ENABLED", "0"),
+    "retrieval": ("FLASHCODE_WORKSPACE__RETRIEVAL", "off"),
 }
+RETRIEVAL_VARIABLE = ABLATIONS["retrieval"][0]
+RETRIEVAL_SCORERS = ("bm25", "jaccard")  # `--retrieval`: the servers' scorer instead of the default
 
 
-def ablation_settings(off: Sequence[str]) -> dict[str, str]:
-    """The FLASHCODE_* variables that switch the ablated parts off in every case's server."""
-    return {ABLATIONS[part]: "0" for part in off}
+def ablation_settings(off: Sequence[str], retrieval: str | None = None) -> dict[str, str]:
+    """The FLASHCODE_* variables that switch the ablated parts off in every case's server, and
+    that choose its retrieval scorer when `retrieval` names one."""
+    settings = dict(ABLATIONS[part] for part in off)
+    if retrieval is not None and "retrieval" not in off:
+        settings[RETRIEVAL_VARIABLE] = retrieval
+    return settings
 
 
 def main(argv: Sequence[str]) -> int:
@@ -422,10 +339,15 @@ def main(argv: Sequence[str]) -> int:
         action="store_true",
         help="measure the first request a server answers, one-off costs included",
     )
-    for part, variable in ABLATIONS.items():
+    for part, (variable, value) in ABLATIONS.items():
         parser.add_argument(
-            f"--no-{part}", action="store_true", help=f"ablation: servers with {variable}=0"
+            f"--no-{part}", action="store_true", help=f"ablation: servers with {variable}={value}"
         )
+    parser.add_argument(
+        "--retrieval",
+        choices=RETRIEVAL_SCORERS,
+        help=f"servers with {RETRIEVAL_VARIABLE} set to this scorer (default: the server's)",
+    )
     parser.add_argument("--details", type=Path, help="also write every case's answers here (JSONL)")
     parser.add_argument(
         "--json", action="store_true", help="print JSON only (the default output too)"
@@ -442,7 +364,9 @@ def main(argv: Sequence[str]) -> int:
         parser.error(str(exc))
     projects = {project.name: project for project in chosen}
     off = [part for part in ABLATIONS if getattr(args, f"no_{part}")]
-    settings = ablation_settings(off)
+    if args.retrieval and args.no_retrieval:
+        parser.error("--retrieval and --no-retrieval exclude each other")
+    settings = ablation_settings(off, args.retrieval)
     started = time.perf_counter()
     flash = asyncio.run(
         run_all(cases, projects, args.model, args.jobs, not args.no_warmup, settings)

@@ -14,12 +14,16 @@ from typing import Any, get_args
 from lsp_server.settings import Device, LogLevel
 from lsp_server.settings_schema import json_schema
 
-BENCHMARKS = ("engine", "lsp", "cache", "commands", "index", "remote")
+BENCHMARKS = ("engine", "lsp", "cache", "commands", "index", "remote", "retrieval")
 # Benchmarks whose module is not benchmarks/<name>.py.
 BENCH_MODULES = {"index": "benchmarks.index_bench"}
-EVALS = ("humaneval-infilling", "nextline", "agreement", "repo", "bpb")
+EVALS = ("humaneval-infilling", "nextline", "agreement", "repo", "bpb", "retrieval")
 # Evaluations with a module of their own; the others are subcommands of benchmarks.evaluate.
-EVAL_MODULES = {"repo": "benchmarks.repo_eval", "bpb": "benchmarks.bpb"}
+EVAL_MODULES = {
+    "repo": "benchmarks.repo_eval",
+    "bpb": "benchmarks.bpb",
+    "retrieval": "benchmarks.retrieval_eval",
+}
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -137,10 +137,18 @@ class FlashcodeServer(LanguageServer):
             self.base_settings, self.initialization_options, self.workspace_settings
         )
         apply_log_level(self.settings.log_level)
+        self.completions.retrieval.set_roots(self.workspace_roots())
         self.completions.apply_settings(self.settings)
         self.usage.configure(self.settings)
         self.settings_changed.emit(self.settings)
         return problems
+
+    def workspace_roots(self) -> list[Path]:
+        """The workspace folders' paths, or the root path of a client that sends no folders."""
+        roots = [Path(path) for uri in self.workspace.folders if (path := to_fs_path(uri))]
+        if not roots and self.workspace.root_path:
+            roots = [Path(self.workspace.root_path)]
+        return roots
 
     def learn_workspace_patterns(self) -> None:
         """Start the one background pass over the workspace's files (workspace/patterns.py)."""
@@ -154,13 +162,6 @@ class FlashcodeServer(LanguageServer):
         if work is not None:
             self.workspace_learning = progress
             self.spawn(work)
-
-    def workspace_roots(self) -> list[Path]:
-        """The workspace folders the client named (workspaceFolders, else rootUri)."""
-        roots = [Path(path) for uri in self.workspace.folders if (path := to_fs_path(uri))]
-        if not roots and self.workspace.root_path:
-            roots = [Path(self.workspace.root_path)]
-        return roots
 
     def _stopping(self) -> bool:
         return self.shutting_down

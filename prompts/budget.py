@@ -1,9 +1,10 @@
 """Fitting the prompt into the model's budget, in tokens, and writing its token ids.
 
 Priority when the budget is short: the code before the cursor (its end, whole lines), then the
-code after it (its start, whole lines), then the file's imports and snippets from other open
-files. Each part first gets a share of the budget; what one part leaves unused goes to the
-next in that order.
+code after it (its start, whole lines), then the file's imports and snippets of other files
+(retrieved from the workspace and the open documents, ranked together, best first; or, without a
+workspace index, from the open documents alone). Each part first gets a share of the budget;
+what one part leaves unused goes to the next in that order.
 
 The token ids are built piecewise: each text part is encoded on its own and the template's
 special tokens are inserted by id. A document that contains "<|fim_prefix|>" as text therefore
@@ -20,6 +21,8 @@ from typing import Protocol
 
 from prompts.context import (
     Document,
+    Snippet,
+    already_in,
     as_comment,
     display_path,
     header,
@@ -59,6 +62,7 @@ class CompletionPrompt:
     # it again (the request forces it) and post-processing drops it from the answer. None: the
     # prompt was not healed (only a trailing space was left out, and nothing is forced).
     healed: str | None = None
+    snippet_sources: tuple[str, ...] = ()  # "path:line" (1-based) of each snippet included
 
 
 @dataclass(frozen=True)
@@ -206,6 +210,7 @@ class _Context:
     """Snippets and imports chosen for the prompt, rendered, with their token ids."""
 
     snippets: list[str]  # as rendered into the prompt
+    sources: list[str]  # "path:line" of each
     snippet_ids: list[list[int]]  # the file separator's id included, in repository layout
     imports: list[str]
     import_ids: list[int]
@@ -229,10 +234,11 @@ def _choose_context(
     limit: int,
     file_sep: int | None,
     max_snippets: int,
+    retrieved: Sequence[Snippet] | None,
 ) -> _Context:
     # file_sep: the separator's id when snippets are written as files, else None (comments)
     """Imports missing from a trimmed prefix first, then the best snippets that fit."""
-    context = _Context([], [], [], [])
+    context = _Context([], [], [], [], [])
     if limit <= 0:
         return context
     room = limit
@@ -243,26 +249,67 @@ def _choose_context(
         ids = tokenizer.encode(_imports_block(missing))
         if len(ids) <= room:
             context.imports, context.import_ids, room = missing, ids, room - len(ids)
-    snippets = related_snippets(
-        document, offset, open_documents, max_snippets=max_snippets, exclude_text=prefix + suffix
-    )
+    if retrieved is None:
+        snippets = related_snippets(
+            document,
+            offset,
+            open_documents,
+            max_snippets=max_snippets,
+            exclude_text=prefix + suffix,
+        )
+    else:  # ranked already; only the prompt's own code is left to compare them with
+        shown = prefix + suffix
+        snippets = [s for s in retrieved if not already_in(s.text, shown)][:max_snippets]
     for snippet in snippets:
-        if file_sep is not None:
-            rendered = f"{snippet.path}\n{snippet.text}"
-        else:
-            rendered = as_comment(
-                f"Compare this snippet from {snippet.path}:\n{snippet.text}", document.language_id
-            )
-        if len(rendered) > 1.5 * room * tokenizer.chars_per_token:
-            continue  # clearly too long: not worth encoding
-        ids = tokenizer.encode(rendered)
-        if file_sep is not None:
-            ids = [file_sep, *ids]
-        if len(ids) <= room:
-            context.snippets.append(rendered)
-            context.snippet_ids.append(ids)
-            room -= len(ids)
+        fitted = _fit_snippet(snippet, document.language_id, file_sep, tokenizer, room)
+        if fitted is not None:
+            context.snippets.append(fitted[0])
+            context.sources.append(f"{snippet.path}:{snippet.start_line + 1}")
+            context.snippet_ids.append(fitted[1])
+            room -= len(fitted[1])
     return context
+
+
+# A snippet too long for the room left is cut to its first lines, down to this many; fewer say
+# too little to be worth their tokens.
+MIN_SNIPPET_LINES = 4
+
+
+def _render_snippet(path: str, text: str, language_id: str, as_file: bool) -> str:
+    if as_file:
+        return f"{path}\n{text}"
+    return as_comment(f"Compare this snippet from {path}:\n{text}", language_id)
+
+
+def _fit_snippet(
+    snippet: Snippet, language_id: str, file_sep: int | None, tokenizer: _Encoder, room: int
+) -> tuple[str, list[int]] | None:
+    """The snippet rendered (and its ids, the file separator's first in repository layout)
+    within `room` tokens: whole, or its first lines (at least MIN_SNIPPET_LINES); None if not."""
+    lines = snippet.text.splitlines(keepends=True)
+    lead = [file_sep] if file_sep is not None else []
+
+    def attempt(count: int) -> tuple[str, list[int]] | None:
+        rendered = _render_snippet(
+            snippet.path, "".join(lines[:count]), language_id, file_sep is not None
+        )
+        if len(rendered) > 1.5 * room * tokenizer.chars_per_token:
+            return None  # clearly too long: not worth encoding
+        ids = [*lead, *tokenizer.encode(rendered)]
+        return (rendered, ids) if len(ids) <= room else None
+
+    best = attempt(len(lines))
+    if best is not None:
+        return best
+    low, high = MIN_SNIPPET_LINES, len(lines) - 1  # bisect on the count of lines kept
+    while low <= high:
+        middle = (low + high) // 2
+        found = attempt(middle)
+        if found is None:
+            high = middle - 1
+        else:
+            best, low = found, middle + 1
+    return best
 
 
 def _stop_strings(
@@ -287,6 +334,7 @@ def build_completion_prompt(
     shares: BudgetShares = BudgetShares(),
     multiline: bool | None = None,
     healing: bool = True,
+    retrieved: Sequence[Snippet] | None = None,
 ) -> CompletionPrompt:
     """The FIM prompt for a cursor at `offset` (a str index) in `document`.
 
@@ -297,6 +345,8 @@ def build_completion_prompt(
     tokens. `multiline` overrides the syntax-based choice of a one-line or a block answer.
     `healing` backs the prompt off the partial token at the cursor (prompts.healing); without it
     only a trailing space is left out, and the answer is not forced to write it again.
+    `retrieved`: the related snippets, best first, from the workspace and the open documents
+    (prompts.retrieval); None: from `open_documents` alone (context.related_snippets).
     """
     prefix_full, suffix_full = split_at_cursor(document.text, offset)
     healed: str | None = None
@@ -336,6 +386,7 @@ def build_completion_prompt(
         context_limit,
         file_sep if as_files else None,
         max_snippets,
+        retrieved,
     )
     # What the shares left unused goes to the prefix first, then to the suffix.
     room = available - len(suffix_ids) - context.size
@@ -401,4 +452,5 @@ def build_completion_prompt(
         imports=tuple(context.imports),
         text="".join(parts),
         healed=healed,
+        snippet_sources=tuple(context.sources),
     )

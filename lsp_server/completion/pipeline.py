@@ -2,8 +2,8 @@
 
 A linear pipeline over a context built once (DESIGN.md, llm-ls's get_completions):
 
-    context → typing-ahead → should-complete → route → pattern cache → prompt → mixing sources
-            → exact cache → generate → post-process → store → answer
+    context → typing-ahead → should-complete → route → pattern cache → retrieval → prompt
+            → mixing sources → exact cache → generate → post-process → store → answer
 
 Each step lives in its own module and is called once; a step that ends the request says so by
 its answer (a typing-ahead rest, a cache hit, an empty post-processed text). The LSP handlers for
@@ -39,6 +39,7 @@ from lsp_server.completion.outcome import CompletionOutcome, cancelled_outcome, 
 from lsp_server.completion.pattern_step import pattern_hit
 from lsp_server.completion.postprocess_step import shown_text_traced, shown_text_with_reason
 from lsp_server.completion.prompt_step import fit_prompt, generation_request
+from lsp_server.completion.retrieval_step import RetrievalStep
 from lsp_server.completion.routing import choose_route
 from lsp_server.completion.store_step import store_answer
 from lsp_server.events import Signal
@@ -96,10 +97,14 @@ class CompletionService:
         # The workspace's token segments (lsp_server/workspace/), set by the LSP edge once the
         # model's tokenizer is known; None when switched off or not started yet.
         self.workspace_index: WorkspaceIndex | None = None
+        # Snippets of the workspace's files for the prompt; without a workspace index it reads
+        # the workspace folders itself (retrieval_step.FolderFiles).
+        self.retrieval = RetrievalStep()
 
     def apply_settings(self, settings: Settings) -> None:
         """Called when the settings change, never per request."""
         self.cache.configure(settings.cache)
+        self.retrieval.warm(settings, self.workspace_index)
         self._reported.clear()  # new settings: a problem that remains is worth saying again
 
     def close(self) -> None:
@@ -176,7 +181,9 @@ class CompletionService:
         if route is None:
             return "", "not-ready", None, None
 
-        prompt = fit_prompt(context, route, settings)
+        retrieved = self.retrieval.snippets(context, settings, self.workspace_index)
+        prompt = fit_prompt(context, route, settings, retrieved)
+        self.retrieval.stats.last_snippets = list(prompt.snippet_sources)  # for flashcode/stats
         request = generation_request(prompt, route, settings)
         # Only a decoder in this process can be mixed into; a remote server decodes alone.
         tokenizer = route.engine.tokenizer

@@ -139,6 +139,7 @@ def stats_payload(server: FlashcodeServer) -> dict[str, Any]:
         result["cache"]["workspace"] = server.workspace_learning.as_dict()
     result["usage"] = server.usage.report()
     result["workspaceIndex"] = server.index_service.stats()
+    result["retrieval"] = server.completions.retrieval.report()
     return result
 
 

@@ -291,6 +291,7 @@ async def test_one_completion_enters_each_step_module_once_and_in_order(tmp_path
         "context",
         "routing",
         "pattern_step",
+        "retrieval_step",
         "prompt_step",
         "mixing_step",
         "exact_step",

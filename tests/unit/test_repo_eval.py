@@ -18,7 +18,8 @@ from benchmarks.repo_cases import (
     find_project,
     make_case,
 )
-from benchmarks.repo_eval import Outcome, ablation_settings, summarize
+from benchmarks.repo_eval import ablation_settings
+from benchmarks.repo_scores import Outcome, summarize
 from lsp_server.cli import build_parser
 from lsp_server.settings import merge
 
@@ -189,3 +190,15 @@ def test_each_ablation_switches_its_part_off_in_every_server(tmp_path: Path) -> 
     assert settings.workspace.mixing is False and settings.workspace.enabled is False
     defaults = merge(environ={}, config_file=tmp_path / "none.json")[0]
     assert defaults.token_healing and defaults.workspace.mixing and defaults.workspace.enabled
+
+
+def test_retrieval_is_switched_off_or_given_its_scorer_in_every_server(tmp_path: Path) -> None:
+    off, problems = merge(
+        environ=ablation_settings(["retrieval"]), config_file=tmp_path / "none.json"
+    )
+    assert problems == [] and off.workspace.retrieval == "off"
+    for scorer in ("bm25", "jaccard"):
+        chosen = merge(environ=ablation_settings([], scorer), config_file=tmp_path / "none.json")
+        assert chosen[0].workspace.retrieval == scorer
+    # An ablation wins over a scorer: the part is off.
+    assert ablation_settings(["retrieval"], "bm25") == {"FLASHCODE_WORKSPACE__RETRIEVAL": "off"}
