@@ -167,9 +167,12 @@ class TokenSuffixIndex:
         context: Sequence[int],
         max_length: int = MAX_MATCH,
         skip: tuple[int, int] | None = None,
+        at_most: int = 0,
     ) -> Match | None:
         """The longest suffix of `context` (up to `max_length`) that occurs with a continuation,
-        occurrences starting in tokens [skip[0], skip[1]) left out."""
+        occurrences starting in tokens [skip[0], skip[1]) left out. `at_most` (when > 0) is a
+        known bound, the previous step's length plus one: tried first, it is usually the answer,
+        and one range search replaces a bisection."""
         if not len(self.tokens) or not context:
             return None
         tail = np.asarray(context[-max_length:], dtype=np.int64)
@@ -180,9 +183,11 @@ class TokenSuffixIndex:
         # Having a live continuation is monotone in the length (an occurrence of a longer
         # suffix contains one of each shorter one, with the same next token): bisect on it.
         best: tuple[int, np.ndarray, int] | None = None
-        low, high = 1, len(tail)
+        low, high = 1, len(tail) if at_most <= 0 else min(len(tail), at_most)
+        first = True
         while low <= high:
-            length = (low + high) // 2
+            length = high if first and at_most > 0 else (low + high) // 2
+            first = False
             lo, hi = self._range(encoded[len(encoded) - length * w :])
             following = self._continuations(lo, hi, length, skip) if hi > lo else None
             if following is not None and following.size:
@@ -199,7 +204,11 @@ class TokenSuffixIndex:
 
 class NgramSource(Protocol):
     def longest_match(
-        self, context: Sequence[int], max_length: int = MAX_MATCH
+        self,
+        context: Sequence[int],
+        max_length: int = MAX_MATCH,
+        skip: tuple[int, int] | None = None,
+        at_most: int = 0,
     ) -> Match | None: ...
 
 
@@ -212,8 +221,14 @@ class Without:
     start: int
     end: int
 
-    def longest_match(self, context: Sequence[int], max_length: int = MAX_MATCH) -> Match | None:
-        return self.index.longest_match(context, max_length, skip=(self.start, self.end))
+    def longest_match(
+        self,
+        context: Sequence[int],
+        max_length: int = MAX_MATCH,
+        skip: tuple[int, int] | None = None,
+        at_most: int = 0,
+    ) -> Match | None:
+        return self.index.longest_match(context, max_length, (self.start, self.end), at_most)
 
 
 @dataclass(frozen=True)
@@ -250,17 +265,27 @@ class NgramMixer:
     context: list[int]
     weights: MixingWeights = field(default_factory=MixingWeights)
     mixed_steps: int = 0  # steps where the match moved the distribution
+    # Per source, the match length the last search found and whether one token came since:
+    # the next longest match is then at most one longer (`at_most`).
+    _lengths: list[int] = field(default_factory=list)
+    _grown: bool = False
 
     def best_match(self) -> Match | None:
         """The longest match over the sources; an earlier source wins a tie."""
         best: Match | None = None
-        for source in self.sources:
-            found = source.longest_match(self.context)
+        known = self._grown and len(self._lengths) == len(self.sources)
+        lengths: list[int] = []
+        for i, source in enumerate(self.sources):
+            bound = self._lengths[i] + 1 if known else 0
+            found = source.longest_match(self.context, at_most=bound)
+            lengths.append(found.length if found is not None else 0)
             if found is not None and (best is None or found.length > best.length):
                 best = found
+        self._lengths, self._grown = lengths, False
         return best
 
     def accept(self, token: int) -> None:
+        self._grown = True
         self.context.append(token)
         if len(self.context) > 4 * MAX_MATCH:
             del self.context[:-MAX_MATCH]
@@ -268,8 +293,8 @@ class NgramMixer:
     def mix(self, logits: np.ndarray) -> np.ndarray:
         """Logits of the interpolated distribution; the input when no match counts."""
         match = self.best_match()
-        if match is None:
-            return logits
+        if match is None or match.length <= self.weights.min_length:
+            return logits  # carries no weight: the softmax below is not worth its cost
         shifted = logits.astype(np.float64) - float(np.max(logits))
         probs = np.exp(shifted)
         probs /= probs.sum()

@@ -14,7 +14,7 @@ from typing import Any, get_args
 from lsp_server.settings import Device, LogLevel
 from lsp_server.settings_schema import json_schema
 
-BENCHMARKS = ("engine", "lsp", "cache", "commands", "index", "remote", "retrieval")
+BENCHMARKS = ("engine", "lsp", "cache", "commands", "index", "remote", "retrieval", "mixing")
 # Benchmarks whose module is not benchmarks/<name>.py.
 BENCH_MODULES = {"index": "benchmarks.index_bench"}
 EVALS = ("humaneval-infilling", "nextline", "agreement", "repo", "bpb", "retrieval")
