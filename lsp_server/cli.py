@@ -13,7 +13,7 @@ from typing import Any, get_args
 
 from lsp_server.settings import Device, LogLevel, json_schema
 
-BENCHMARKS = ("engine", "lsp", "cache", "commands")
+BENCHMARKS = ("engine", "lsp", "cache", "commands", "reliability")
 EVALS = ("humaneval-infilling", "nextline", "agreement", "repo")
 # Evaluations with a module of their own; the others are subcommands of benchmarks.evaluate.
 EVAL_MODULES = {"repo": "benchmarks.repo_eval"}
@@ -33,12 +33,23 @@ def _serve(args: argparse.Namespace) -> int:
         overrides["modelPath"] = str(args.model)
     if args.device:
         overrides["device"] = args.device
-    server = build_server(overrides)
     if args.tcp:
+        from lsp_server.backends.local import ModelManager
+        from lsp_server.transport import serve_tcp
+
         host, _, port = args.tcp.rpartition(":")
-        server.start_tcp(host or "127.0.0.1", int(port))
-    else:
-        server.start_io()
+        models = ModelManager()  # one model for every client: their requests batch together
+        try:
+            serve_tcp(
+                lambda: build_server(overrides, models),
+                lambda server: server.end_connection(),
+                host or "127.0.0.1",
+                int(port),
+            )
+        finally:
+            models.close()
+        return 0
+    build_server(overrides).start_io()
     return 0
 
 

@@ -37,6 +37,7 @@ def apply_settings(server: FlashcodeServer) -> None:
     server.report_problems(server.refresh_settings())
     server.learn_workspace_patterns()
     server.spawn(server.models.load(server.settings))
+    server.configured.emit(server)
 
 
 def warn(server: FlashcodeServer, message: str) -> None:
@@ -84,4 +85,5 @@ def register(server: FlashcodeServer) -> None:
     @server.feature(types.SHUTDOWN)
     def shutdown(ls: FlashcodeServer, params: None) -> None:
         ls.shutting_down = True
-        ls.models.close()
+        if ls.owns_models:
+            ls.models.close()

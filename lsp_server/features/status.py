@@ -141,8 +141,16 @@ def stats_payload(server: FlashcodeServer) -> dict[str, Any]:
 
 def register(server: FlashcodeServer) -> None:
     gate = StatusGate()
-    server.models.changed.subscribe(lambda models: on_models_changed(server, models, gate))
+    unsubscribe = server.models.changed.subscribe(
+        lambda models: on_models_changed(server, models, gate)
+    )
+    server.on_close(unsubscribe)  # the model may be shared with other clients (TCP)
     server.completions.finished.subscribe(lambda _: send_status(server, gate))
+    # A client that joins a model already loaded (by another TCP client) sees no model event:
+    # it is told the state once its settings are applied.
+    server.configured.subscribe(
+        lambda ls: send_status(ls, gate) if ls.models.state is not ModelState.LOADING else None
+    )
 
     @server.feature(STATS_REQUEST)
     def stats(ls: FlashcodeServer, params: Any) -> dict[str, Any]:
