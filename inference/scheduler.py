@@ -15,7 +15,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -28,6 +28,8 @@ from inference.tokenizer import Tokenizer
 log = logging.getLogger("flashcode.inference")
 
 FinishReason = Literal["stop", "length", "deadline", "cancelled"]
+# Where a request was when its cancel arrived: waiting for a slot, in its prefill, decoding.
+Phase = Literal["queued", "prefill", "decode"]
 MIN_CACHED_PROMPT = 4  # shorter prompts are not worth a cache entry
 
 
@@ -72,12 +74,15 @@ class Submission:
     cancelled: bool = False
     runs: int = 0  # model runs that included this request
     runs_at_cancel: int = 0
+    phase: Phase = "queued"  # set by the model thread
+    phase_at_cancel: Phase = "queued"
     _wake: Callable[[], None] | None = None
 
     def cancel(self) -> None:
         """Thread-safe: the request leaves at the next step boundary."""
         if not self.cancelled:
             self.runs_at_cancel = self.runs
+            self.phase_at_cancel = self.phase
             self.cancelled = True
             if self._wake is not None:
                 self._wake()
@@ -187,6 +192,7 @@ class Scheduler:
             "decode_steps": 0,
             "batched_rows": 0,  # sum of batch sizes over decode steps
             "cancel_steps_max": 0,  # most model runs a request took part in after its cancel
+            **{f"cancelled_in_{phase}": 0 for phase in get_args(Phase)},
         }
         self._step_seconds: dict[int, list[float]] = {}  # batch size -> [seconds, steps]
         self._forcing: ForcedPrefixIndex | None = None  # built when the model thread starts
@@ -218,6 +224,11 @@ class Scheduler:
         stats: dict[str, object] = dict(self.counters)
         stats["active"] = len(self._active)
         stats["waiting"] = len(self._waiting) + len(self._incoming)
+        # Read while the model thread runs: exact only once no request is left (a leak check).
+        free = list(self._free_slots)
+        stats["slots"] = self.runner.max_batch
+        stats["free_slots"] = len(free)
+        stats["free_slots_holding_kv"] = sum(self.runner.holds_kv(slot) for slot in free)
         steps = self.counters["decode_steps"]
         stats["mean_batch"] = round(self.counters["batched_rows"] / steps, 2) if steps else 0.0
         stats["step_ms_by_batch"] = {
@@ -318,6 +329,7 @@ class Scheduler:
             submission = self._waiting.pop(0)
             slot = min(self._free_slots)
             self._free_slots.remove(slot)
+            submission.phase = "prefill"
             try:
                 self._prefill(submission, slot)
             except Exception as error:  # a failed request must not stop the others
@@ -358,6 +370,7 @@ class Scheduler:
             forced=request.forced_prefix,
         )
         self._active.append(sequence)
+        submission.phase = "decode"
         self._accept(sequence, self._sample(sequence, logits))
 
     def _decode_step(self) -> None:
@@ -437,6 +450,7 @@ class Scheduler:
             self.counters["cancelled"] += 1
             after = submission.runs - submission.runs_at_cancel
             self.counters["cancel_steps_max"] = max(self.counters["cancel_steps_max"], after)
+            self.counters[f"cancelled_in_{submission.phase_at_cancel}"] += 1
         elif reason == "deadline":
             self.counters["deadline"] += 1
         else:
