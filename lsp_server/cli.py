@@ -7,6 +7,7 @@ import asyncio
 import importlib
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any, get_args
@@ -49,8 +50,14 @@ def _serve(args: argparse.Namespace) -> int:
         finally:
             models.close()
         return 0
-    build_server(overrides).start_io()
-    return 0
+    server = build_server(overrides)
+    server.start_io()
+    # The editor is gone or said exit. What must outlive the process is written now, and it ends
+    # without the interpreter's teardown: freeing the models that way took seconds on a loaded
+    # machine, and an editor waits for its language server to go (or kills it).
+    server.release()
+    logging.shutdown()
+    os._exit(0)
 
 
 def cursor_offset(text: str, line: int, character: int) -> int:

@@ -216,6 +216,14 @@ class FlashcodeServer(LanguageServer):
         """Run `closer` when this server's connection ends (to unsubscribe from shared objects)."""
         self._closers.append(closer)
 
+    def release(self) -> None:
+        """The session is over (the process ends next): the cache writes what it counted, the
+        model thread stops."""
+        self.shutting_down = True
+        self.completions.close()
+        if self.owns_models:
+            self.models.close()
+
     async def end_connection(self, wait_s: float = 10.0) -> None:
         """One client of a shared process is gone: stop its work and let go of what it held,
         leaving the shared model to the others. Background work is waited for, not cancelled:
