@@ -49,7 +49,8 @@ def _serve(args: argparse.Namespace) -> int:
             )
         finally:
             models.close()
-        return 0
+        logging.shutdown()
+        os._exit(0)  # as below: no interpreter teardown once the work is over
     server = build_server(overrides)
     server.start_io()
     # The editor is gone or said exit. What must outlive the process is written now, and it ends
