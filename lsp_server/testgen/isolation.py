@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import shutil
 import subprocess
 import sys
@@ -38,7 +39,7 @@ class Isolation:
     network: bool = False  # the run has no network at all, not only Python's sockets
     # A PID namespace of its own: nothing the run starts outlives it, nothing outside is visible
     processes: bool = False
-    process_limit: bool = False  # and at most PROCESS_LIMIT processes in it
+    process_limit: bool = False  # at most PROCESS_LIMIT processes (pid_max, or RLIMIT_NPROC)
 
     def command(self, writable: Path, project: Path, argv: Sequence[str]) -> list[str]:
         if self.filesystem:
@@ -48,18 +49,15 @@ class Isolation:
 
     def weaker(self) -> str:
         """What the user should know about this run's walls; "" for the best there is."""
-        if self.filesystem and self.network and self.process_limit:
+        if self.filesystem and self.network and self.processes and self.process_limit:
             return ""
         if self.filesystem and self.network:
-            return (
-                "The tests ran with the file system and the network shut off, but with no "
-                "limit on the processes they start: this machine "
-                + (
-                    "cannot cap a PID namespace (Linux 6.14 or later can)."
-                    if self.processes
-                    else "allows them no PID namespace, so a process they leave behind is "
-                    "stopped only with their process group."
-                )
+            return "The tests ran with the file system and the network shut off, but " + (
+                "with no limit on the processes they start: this machine cannot cap a PID "
+                "namespace (Linux 6.14 or later can), and root ignores RLIMIT_NPROC."
+                if self.processes
+                else "without a PID namespace: a process they leave behind in a session of "
+                "its own outlives them."
             )
         if self.network:
             return (
@@ -101,10 +99,13 @@ def available() -> Isolation:
     # --kill-child: if the launcher is killed (the run's time limit), the namespace goes with it.
     pid = ("--pid", "--fork", "--kill-child", "--mount-proc")
     walled = Isolation((*user_mount_net, *pid, "--"), filesystem=True, network=True, processes=True)
+    # In a user namespace of its own the sandbox caps RLIMIT_NPROC, which binds any user but
+    # root; root is capped by the PID namespace's pid_max (where the kernel allows setting it).
+    not_root = os.geteuid() != 0
     limit = _pid_max(walled)
     if limit is not None:
-        return dataclasses.replace(walled, process_limit=limit == PROCESS_LIMIT)
-    full = Isolation((*user_mount_net, "--"), filesystem=True, network=True)
+        return dataclasses.replace(walled, process_limit=limit == PROCESS_LIMIT or not_root)
+    full = Isolation((*user_mount_net, "--"), filesystem=True, network=True, process_limit=not_root)
     if _pid_max(full) is not None:
         return full
     for prefix in ((unshare, "--net", "--"), (unshare, "--user", "--map-root-user", "--net", "--")):

@@ -117,3 +117,14 @@ def test_a_test_cannot_see_or_signal_processes_outside_its_run(project_dir: Path
     passed, report = asyncio.run(runner.run_candidates(project, [probe, OK], timeout_s=30))
     assert passed == [False, True], report.output
     assert "ProcessLookupError" in report.outcomes[next(iter(report.outcomes))].message
+
+
+def test_the_user_is_told_when_a_run_had_no_process_wall() -> None:
+    walled = isolation.Isolation(
+        ("unshare",), filesystem=True, network=True, processes=True, process_limit=True
+    )
+    assert walled.weaker() == ""
+    uncapped = dataclasses.replace(walled, process_limit=False)
+    assert "no limit on the processes" in uncapped.weaker()
+    no_namespace = dataclasses.replace(walled, processes=False)
+    assert "without a PID namespace" in no_namespace.weaker()
