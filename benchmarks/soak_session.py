@@ -116,33 +116,48 @@ async def initialize(client: LanguageClient, ready: asyncio.Event) -> None:
     await asyncio.wait_for(ready.wait(), READY_TIMEOUT_S)
 
 
-async def engine_stats(client: LanguageClient) -> dict[str, Any]:
-    """The engine's counters once no request is left in it (or after QUIET_TIMEOUT_S)."""
+async def engine_stats(client: LanguageClient) -> dict[str, dict[str, Any]]:
+    """Every engine's counters (int4, int8...) once no request is left in any (or after
+    QUIET_TIMEOUT_S), by engine name."""
     deadline = time.monotonic() + QUIET_TIMEOUT_S
     while True:
         report = await asyncio.wait_for(
             client.protocol.send_request_async("flashcode/stats", {}), REQUEST_TIMEOUT_S
         )
-        engine = _as_dict(report)["engine"]
-        if (engine["active"] == 0 and engine["waiting"] == 0) or time.monotonic() > deadline:
-            return engine
+        engines: dict[str, dict[str, Any]] = _as_dict(report)["engines"]
+        busy = any(e["active"] or e["waiting"] for e in engines.values())
+        if not busy or time.monotonic() > deadline:
+            return engines
         await asyncio.sleep(0.1)
 
 
 def _as_dict(value: Any) -> Any:
     if hasattr(value, "_asdict"):
-        return {k: _as_dict(v) for k, v in value._asdict().items()}
+        value = value._asdict()
+    if isinstance(value, dict):
+        return {k: _as_dict(v) for k, v in value.items()}
     return value
 
 
-def leaked_slots(engine: dict[str, Any]) -> int:
+def leaked_slots(engines: dict[str, dict[str, Any]]) -> int:
     """Slots not given back, released slots that kept their KV, requests never finished."""
-    return (
-        int(engine["slots"])
-        - int(engine["free_slots"])
-        + int(engine["free_slots_holding_kv"])
-        + int(engine["waiting"])
+    return sum(
+        int(e["slots"]) - int(e["free_slots"]) + int(e["free_slots_holding_kv"]) + int(e["waiting"])
+        for e in engines.values()
     )
+
+
+def prefix_caches(engines: dict[str, dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """Each engine's prefix cache: entries, bytes held, and its bound."""
+    return {
+        name: {key: int(cache[key]) for key in ("entries", "bytes", "capacity_bytes")}
+        for name, e in engines.items()
+        if (cache := e.get("prefix_cache"))
+    }
+
+
+def cached_mb(engines: dict[str, dict[str, Any]]) -> float:
+    return sum(c["bytes"] for c in prefix_caches(engines).values()) / 2**20
 
 
 def inline_params(typist: Typist) -> types.InlineCompletionParams:
@@ -200,8 +215,10 @@ class CancelPlan:
         return timing, rng.uniform(self.prefill_ms, max(self.total_ms, self.prefill_ms)) / 1000
 
 
-def calibrate(engine: dict[str, Any], latencies_ms: list[float]) -> CancelPlan:
-    """Split a warm-up answer's latency into its prefill and decode parts."""
+def calibrate(engines: dict[str, dict[str, Any]], latencies_ms: list[float]) -> CancelPlan:
+    """Split a warm-up answer's latency into its prefill and decode parts (the busiest engine's
+    counts)."""
+    engine = max(engines.values(), key=lambda e: int(e["requests"]))
     total = percentile(latencies_ms, 0.5) if latencies_ms else 20.0
     finished = max(1, int(engine["finished"]) + int(engine["deadline"]))
     tokens_per_answer = int(engine["generated_tokens"]) / finished

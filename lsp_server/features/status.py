@@ -133,6 +133,13 @@ def stats_payload(server: FlashcodeServer) -> dict[str, Any]:
     }
     if server.models.flash is not None:
         result["engine"] = server.models.flash.primary.stats()
+        # Every variant (int4, int8) has slots and a prefix cache of its own.
+        routers = {id(r): r for r in (server.models.flash, server.models.pro) if r is not None}
+        result["engines"] = {
+            f"{router.primary.model.name}/{name}" if len(routers) > 1 else name: engine.stats()
+            for router in routers.values()
+            for name, engine in router.engines.items()
+        }
     result["cache"] = server.completions.cache.stats()
     if server.workspace_learning is not None:
         result["cache"]["workspace"] = server.workspace_learning.as_dict()
