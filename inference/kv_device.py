@@ -5,10 +5,17 @@ prompt with the same start skips their prefill. The copies run as tiny ONNX grap
 Gather) on the decoder's own provider, inputs and outputs bound by pointer, so on CUDA the cache
 never leaves the GPU. A restore binds each head's positions of a slot row as an output of its
 own, so nothing else in the row is written.
+
+On the CPU a snapshot's tensors live in pages of their own (an anonymous mmap each), not in the
+session's arena or the malloc heap: the prefix cache keeps them long, in every size, and frees
+them in LRU order, a pattern an arena or heap fragments on without end (the soak benchmark saw
+the server grow from 0.5 to 1.1 GB over 10,000 requests with the cache at its bound). Pages of
+their own go back to the system the moment a snapshot is evicted.
 """
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -19,6 +26,15 @@ from onnx import TensorProto, helper
 
 from inference.model import ModelInfo
 from inference.session import CPU, CUDA, DEVICE_TYPES
+
+CPU_DEVICE = DEVICE_TYPES[CPU]
+
+
+def _own_pages(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """A zeroed array in an anonymous mapping of its own, unmapped when the array is freed."""
+    count = int(np.prod(shape))
+    pages = mmap.mmap(-1, max(1, count * dtype.itemsize))
+    return np.frombuffer(pages, dtype, count=count).reshape(shape)
 
 
 @dataclass
@@ -53,6 +69,8 @@ class KVDevice:
     ) -> list[ort.OrtValue]:
         """Copies of the first `length` positions of each source (pointer+shape or value)."""
         binding = self._slicer.io_binding()
+        heads, dim = self.kv_shape_tail
+        own_pages: list[ort.OrtValue] = []
         for index, source in enumerate(sources):
             name = f"x{index}"
             if isinstance(source, ort.OrtValue):
@@ -60,10 +78,17 @@ class KVDevice:
             else:
                 pointer, shape = source
                 binding.bind_input(name, self.type, 0, self.kv_dtype, list(shape), pointer)
-            binding.bind_output(f"y{index}", self.type, 0)
+            if self.type == CPU_DEVICE:
+                output = ort.OrtValue.ortvalue_from_numpy(
+                    _own_pages((1, heads, length, dim), self.kv_dtype)
+                )  # the OrtValue keeps the array, and so the mapping, alive
+                binding.bind_ortvalue_output(f"y{index}", output)
+                own_pages.append(output)
+            else:
+                binding.bind_output(f"y{index}", self.type, 0)
         binding.bind_cpu_input("length", np.array([length], np.int64))
         self._slicer.run_with_iobinding(binding)
-        return list(binding.get_outputs())
+        return own_pages or list(binding.get_outputs())
 
     def restore_kv(
         self, values: Sequence[ort.OrtValue], length: int, rows: Sequence[int], max_length: int

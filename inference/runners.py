@@ -52,6 +52,10 @@ class Runner(Protocol):
 
     def release(self, slot: int) -> None: ...
 
+    def holds_kv(self, slot: int) -> bool:
+        """Whether the slot still holds a sequence's KV (a released slot must not)."""
+        ...
+
 
 class _RunnerBase:
     def __init__(
@@ -236,6 +240,9 @@ class SharedKVRunner(_RunnerBase):
         self.lengths[slot] = 0
         self._input_ids[slot, 0] = 0
 
+    def holds_kv(self, slot: int) -> bool:
+        return bool(self.lengths[slot] > 0 or self._mask[slot, 1:].any())
+
 
 @dataclass
 class _LeftPaddedBatch:
@@ -389,6 +396,11 @@ class ConcatKVRunner(_RunnerBase):
             self._unpack()
         self._past[slot] = None
         self.lengths[slot] = 0
+
+    def holds_kv(self, slot: int) -> bool:
+        batch = self._batch
+        packed = batch is not None and slot in batch.slots
+        return packed or self._past[slot] is not None or bool(self.lengths[slot] > 0)
 
 
 def make_runner(

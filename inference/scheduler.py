@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -29,6 +29,8 @@ log = logging.getLogger("flashcode.inference")
 
 # "error": a remote backend's server failed (lsp_server/backends/remote.py); never this scheduler.
 FinishReason = Literal["stop", "length", "deadline", "cancelled", "error"]
+# Where a request was when its cancel arrived: waiting for a slot, in its prefill, decoding.
+Phase = Literal["queued", "prefill", "decode"]
 MIN_CACHED_PROMPT = 4  # shorter prompts are not worth a cache entry
 
 
@@ -78,12 +80,15 @@ class Submission:
     cancelled: bool = False
     runs: int = 0  # model runs that included this request
     runs_at_cancel: int = 0
+    phase: Phase = "queued"  # set by the model thread
+    phase_at_cancel: Phase = "queued"
     _wake: Callable[[], None] | None = None
 
     def cancel(self) -> None:
         """Thread-safe: the request leaves at the next step boundary."""
         if not self.cancelled:
             self.runs_at_cancel = self.runs
+            self.phase_at_cancel = self.phase
             self.cancelled = True
             if self._wake is not None:
                 self._wake()
@@ -141,6 +146,7 @@ class Scheduler:
             "cancel_steps_max": 0,  # most model runs a request took part in after its cancel
             "mixed_rows": 0,  # rows whose distribution a workspace match moved
             "mixing_rows": 0,  # rows that searched for one
+            **{f"cancelled_in_{phase}": 0 for phase in get_args(Phase)},
         }
         self._mixing_seconds = 0.0
         self._step_seconds: dict[int, list[float]] = {}  # batch size -> [seconds, steps]
@@ -173,6 +179,11 @@ class Scheduler:
         stats: dict[str, object] = dict(self.counters)
         stats["active"] = len(self._active)
         stats["waiting"] = len(self._waiting) + len(self._incoming)
+        # Read while the model thread runs: exact only once no request is left (a leak check).
+        free = list(self._free_slots)
+        stats["slots"] = self.runner.max_batch
+        stats["free_slots"] = len(free)
+        stats["free_slots_holding_kv"] = sum(self.runner.holds_kv(slot) for slot in free)
         steps = self.counters["decode_steps"]
         stats["mean_batch"] = round(self.counters["batched_rows"] / steps, 2) if steps else 0.0
         searched = self.counters["mixing_rows"]
@@ -277,6 +288,7 @@ class Scheduler:
             submission = self._waiting.pop(0)
             slot = min(self._free_slots)
             self._free_slots.remove(slot)
+            submission.phase = "prefill"
             try:
                 self._prefill(submission, slot)
             except Exception as error:  # a failed request must not stop the others
@@ -320,6 +332,7 @@ class Scheduler:
             else None,
         )
         self._active.append(sequence)
+        submission.phase = "decode"
         self._accept(sequence, self._sample(sequence, self._mixed(sequence, logits)))
 
     def _decode_step(self) -> None:
@@ -416,6 +429,7 @@ class Scheduler:
             self.counters["cancelled"] += 1
             after = submission.runs - submission.runs_at_cancel
             self.counters["cancel_steps_max"] = max(self.counters["cancel_steps_max"], after)
+            self.counters[f"cancelled_in_{submission.phase_at_cancel}"] += 1
         elif reason == "deadline":
             self.counters["deadline"] += 1
         else:

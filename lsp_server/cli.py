@@ -7,6 +7,7 @@ import asyncio
 import importlib
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any, get_args
@@ -14,7 +15,17 @@ from typing import Any, get_args
 from lsp_server.settings import Device, LogLevel
 from lsp_server.settings_schema import json_schema
 
-BENCHMARKS = ("engine", "lsp", "cache", "commands", "index", "remote", "retrieval", "mixing")
+BENCHMARKS = (
+    "engine",
+    "lsp",
+    "cache",
+    "commands",
+    "index",
+    "remote",
+    "retrieval",
+    "mixing",
+    "reliability",
+)
 # Benchmarks whose module is not benchmarks/<name>.py.
 BENCH_MODULES = {"index": "benchmarks.index_bench"}
 EVALS = ("humaneval-infilling", "nextline", "agreement", "repo", "bpb", "retrieval")
@@ -40,13 +51,31 @@ def _serve(args: argparse.Namespace) -> int:
         overrides["modelPath"] = str(args.model)
     if args.device:
         overrides["device"] = args.device
-    server = build_server(overrides)
     if args.tcp:
+        from lsp_server.backends.local import ModelManager
+        from lsp_server.transport import serve_tcp
+
         host, _, port = args.tcp.rpartition(":")
-        server.start_tcp(host or "127.0.0.1", int(port))
-    else:
-        server.start_io()
-    return 0
+        models = ModelManager()  # one model for every client: their requests batch together
+        try:
+            serve_tcp(
+                lambda: build_server(overrides, models),
+                lambda server: server.end_connection(),
+                host or "127.0.0.1",
+                int(port),
+            )
+        finally:
+            models.close()
+        logging.shutdown()
+        os._exit(0)  # as below: no interpreter teardown once the work is over
+    server = build_server(overrides)
+    server.start_io()
+    # The editor is gone or said exit. What must outlive the process is written now, and it ends
+    # without the interpreter's teardown: freeing the models that way took seconds on a loaded
+    # machine, and an editor waits for its language server to go (or kills it).
+    server.release()
+    logging.shutdown()
+    os._exit(0)
 
 
 def cursor_offset(text: str, line: int, character: int) -> int:

@@ -15,8 +15,10 @@ class Signal(Generic[T]):
     def __init__(self) -> None:
         self._listeners: list[Callable[[T], None]] = []
 
-    def subscribe(self, listener: Callable[[T], None]) -> None:
+    def subscribe(self, listener: Callable[[T], None]) -> Callable[[], None]:
+        """Add a listener; the answer removes it again."""
         self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
 
     def emit(self, value: T) -> None:
         for listener in list(self._listeners):

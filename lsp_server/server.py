@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInternalError, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
-from pygls.protocol import LanguageServerProtocol
+from pygls.protocol import LanguageServerProtocol, lsp_method
 from pygls.uris import to_fs_path
 
 from lsp_server.backends.local import ModelManager
@@ -59,6 +60,19 @@ class FlashcodeProtocol(LanguageServerProtocol):
                 )
             raise
 
+    @lsp_method(types.EXIT)
+    def lsp_exit(self, *args: Any) -> Generator[Any, Any, None]:
+        """`exit` ends the process, except for one of several clients over TCP: then it ends
+        that client's connection only."""
+        server = self._server
+        if not isinstance(server, FlashcodeServer) or server.owns_models:
+            yield from super().lsp_exit(*args)
+            return
+        if (user_handler := self.fm.features.get(types.EXIT)) is not None:
+            yield user_handler, args, None
+        if self.writer is not None:
+            self.writer.close()  # the connection's reader then sees its end
+
 
 class AnsweredErrorsInOneLine(logging.Filter):
     """pygls logs the traceback of a message it could not structure (cattrs' nested exception
@@ -97,7 +111,9 @@ def apply_log_level(level: str) -> None:
 class FlashcodeServer(LanguageServer):
     """The language server, with the state every feature shares."""
 
-    def __init__(self, base_settings: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, base_settings: dict[str, Any] | None = None, models: ModelManager | None = None
+    ) -> None:
         super().__init__(
             NAME,
             VERSION,
@@ -109,7 +125,9 @@ class FlashcodeServer(LanguageServer):
         self.initialization_options: dict[str, Any] = {}
         self.workspace_settings: dict[str, Any] = {}
         self.settings, _ = merge(self.base_settings)
-        self.models = ModelManager()
+        # A model shared with other connections (TCP) is theirs too: this server never closes it.
+        self.owns_models = models is None
+        self.models = models if models is not None else ModelManager()
         self.completions = CompletionService(self.models)
         self.completions.cache.on_warning = self._cache_warning
         self.usage = UsageRecorder()  # counts from the settings on; features/usage.py wires it
@@ -120,6 +138,8 @@ class FlashcodeServer(LanguageServer):
         self.index_service = WorkspaceIndexService()
         self.settings_changed: Signal[Settings] = Signal()  # after every refresh_settings
         self.shutting_down = False
+        self.configured: Signal[FlashcodeServer] = Signal()  # after settings are (re)applied
+        self._closers: list[Callable[[], None]] = []  # undo subscriptions to shared objects
 
     def start_io(self, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
         if stdin is None and stdout is None and serve_stdio(self):
@@ -204,3 +224,28 @@ class FlashcodeServer(LanguageServer):
         task = asyncio.ensure_future(coro)
         self.background.add(task)
         task.add_done_callback(self.background.discard)
+
+    # -- the end ------------------------------------------------------------------------------
+    def on_close(self, closer: Callable[[], None]) -> None:
+        """Run `closer` when this server's connection ends (to unsubscribe from shared objects)."""
+        self._closers.append(closer)
+
+    def release(self) -> None:
+        """The session is over (the process ends next): the cache writes what it counted, the
+        model thread stops."""
+        self.shutting_down = True
+        self.completions.close()
+        if self.owns_models:
+            self.models.close()
+
+    async def end_connection(self, wait_s: float = 10.0) -> None:
+        """One client of a shared process is gone: stop its work and let go of what it held,
+        leaving the shared model to the others. Background work is waited for, not cancelled:
+        a model load it started belongs to every client."""
+        self.shutting_down = True
+        for closer in self._closers:
+            closer()
+        self._closers.clear()
+        if self.background:
+            await asyncio.wait(set(self.background), timeout=wait_s)
+        self.completions.close()

@@ -1,25 +1,35 @@
-"""Reading stdin on the event loop itself.
+"""The transports: stdin read on the event loop itself, and TCP with any number of clients.
 
 pygls reads stdin through a thread pool: every header line and every body is a hop to a worker
 thread and back, three per message. On a loaded two-core machine those hops were most of a
 cached completion's round trip. When stdin is a pipe (how editors start a language server) an
 asyncio pipe transport reads it with no thread at all; anything else (a file, a closed stdin)
 keeps pygls' own reader.
+
+pygls' TCP server gives every connection the same protocol object: answers go to the client that
+connected last, and the first client to leave shuts the server down. Here each connection gets a
+server of its own (its documents, settings and cache handle) from `make_server`, which shares
+the process's model, so the clients' requests are batched into the same model steps; a client
+that leaves (or sends `exit`) ends only its own connection.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import stat
 import sys
 import threading
-from typing import TYPE_CHECKING, BinaryIO
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, BinaryIO, TypeVar
 
 from pygls.io_ import StdoutWriter, run_async
 
 if TYPE_CHECKING:
     from pygls.lsp.server import LanguageServer
+
+S = TypeVar("S", bound="LanguageServer")
 
 
 class PipeReader:
@@ -82,3 +92,45 @@ def serve_stdio(server: LanguageServer) -> bool:
     finally:
         server.shutdown()
     return True
+
+
+async def _connection(
+    make_server: Callable[[], S],
+    end: Callable[[S], Awaitable[None]],
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+) -> None:
+    server = make_server()
+    stop = threading.Event()
+    server._stop_event = stop
+    server.protocol.set_writer(writer)  # a StreamWriter has the write() and close() it needs
+    try:
+        await run_async(
+            stop_event=stop,
+            reader=PipeReader(reader),
+            protocol=server.protocol,
+            error_handler=server.report_server_error,
+        )
+    finally:
+        await end(server)
+        writer.close()
+
+
+def serve_tcp(
+    make_server: Callable[[], S],
+    end: Callable[[S], Awaitable[None]],
+    host: str,
+    port: int,
+) -> None:
+    """Serve every client that connects to host:port, each with a server of its own, until the
+    process is interrupted; `end` runs when a client's connection is over."""
+
+    async def main() -> None:
+        listener = await asyncio.start_server(
+            lambda reader, writer: _connection(make_server, end, reader, writer), host, port
+        )
+        async with listener:
+            await listener.serve_forever()
+
+    with contextlib.suppress(KeyboardInterrupt):  # how a TCP server is stopped
+        asyncio.run(main())

@@ -5,13 +5,17 @@ made readable by the user only (0700, files 0600), because completions quote the
 
 Nothing here may stop a completion: a database that is corrupt or stays locked is moved aside
 (`<layer>.broken-<time>`) and rebuilt, with a warning; if even that fails, the layer answers
-misses. Sizes are bounded with diskcache's size limit, least recently stored entries going first
-(a hit does not write, which keeps hits fast).
+misses. A disk with no room left breaks nothing, so it moves nothing aside (that would throw the
+user's cache away for a fault of the disk): the layer goes on answering from what it holds,
+stores nothing, with one warning, and tries writing again NO_ROOM_RETRY_S later. Sizes are
+bounded with diskcache's size limit, least recently stored entries going first (a hit does not
+write, which keeps hits fast).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import sqlite3
@@ -28,7 +32,18 @@ LOCK_TIMEOUT_S = 0.25  # how long one operation waits for another process's writ
 OPEN_LOCK_TIMEOUT_S = 1.0  # opening waits longer: a database is not given up on lightly
 LOCKED_STRIKES = 3  # consecutive lock timeouts before a database is taken as stuck
 KEEP_BROKEN = 2  # moved-aside copies kept per layer, newest first
+NO_ROOM_RETRY_S = 60.0  # after the disk ran full, how long until a write is tried again
 _DATABASE_ERRORS = (sqlite3.Error, diskcache.Timeout, OSError)
+_SQLITE_FULL = 13  # sqlite's result code for "database or disk is full"
+_NO_ROOM_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def no_room(error: BaseException) -> bool:
+    """Whether `error` says the disk, the user's quota or the file size limit has no room left."""
+    if isinstance(error, sqlite3.Error):
+        code = getattr(error, "sqlite_errorcode", None)  # Python 3.11 and later
+        return code == _SQLITE_FULL or "disk is full" in str(error)
+    return isinstance(error, OSError) and error.errno in _NO_ROOM_ERRNOS
 
 
 def default_cache_dir() -> Path:
@@ -75,6 +90,12 @@ def _probe(directory: Path) -> None:
         connection.close()
 
 
+def _describe(error: BaseException) -> str:
+    if isinstance(error, diskcache.Timeout):  # it says nothing of itself
+        return "database is locked: another process kept it locked"
+    return str(error) or type(error).__name__
+
+
 class CacheDatabase:
     """One diskcache database that moves itself aside and starts over when it breaks."""
 
@@ -87,6 +108,7 @@ class CacheDatabase:
         self.warn = warn
         self.recoveries = 0
         self._strikes = 0
+        self._room_again_at: float | None = None  # set while the disk has no room
         self.cache: diskcache.Cache | None = None
         self._open()
 
@@ -94,7 +116,24 @@ class CacheDatabase:
         try:
             self.cache = self._connect()
         except _DATABASE_ERRORS as exc:
-            self._rebuild(exc)
+            if no_room(exc):
+                self._out_of_room(exc)
+            else:
+                self._rebuild(exc)
+
+    @property
+    def out_of_room(self) -> bool:
+        return self._room_again_at is not None and time.monotonic() < self._room_again_at
+
+    def _out_of_room(self, error: BaseException) -> None:
+        """No room on the disk: warn once, store nothing until NO_ROOM_RETRY_S from now."""
+        if self._room_again_at is None:
+            self.warn(
+                f"flashcode cache: no room left on the disk for the {self.name} cache at "
+                f"{self.directory} ({error}); completions go on, and nothing new is stored in it "
+                "until there is room again"
+            )
+        self._room_again_at = time.monotonic() + NO_ROOM_RETRY_S
 
     def _connect(self) -> diskcache.Cache:
         make_private_dir(self.directory)
@@ -128,11 +167,12 @@ class CacheDatabase:
         except _DATABASE_ERRORS as exc:
             self.warn(
                 f"flashcode cache: the {self.name} cache at {self.directory} is unusable "
-                f"({error}) and could not be rebuilt ({exc}); it is off until restart"
+                f"({_describe(error)}) and could not be rebuilt ({_describe(exc)}); it is off "
+                "until restart"
             )
             return
         self.warn(
-            f"flashcode cache: the {self.name} cache database was unusable ({error}); "
+            f"flashcode cache: the {self.name} cache database was unusable ({_describe(error)}); "
             f"moved it to {aside} and started a new one"
         )
 
@@ -149,21 +189,36 @@ class CacheDatabase:
                 old.rmdir()
 
     @contextlib.contextmanager
-    def guard(self) -> Iterator[diskcache.Cache | None]:
-        """The open cache (None when the layer is off); database errors end in a rebuild."""
+    def guard(self, write: bool = False) -> Iterator[diskcache.Cache | None]:
+        """The open cache (None when the layer is off, or for a write while the disk has no
+        room); database errors end in a rebuild, a full disk in a pause of the writes."""
+        if self.cache is None and self._room_again_at is not None and not self.out_of_room:
+            self._open()  # the disk was full when the layer was to be opened: try again
+        if write and self.out_of_room:
+            yield None
+            return
         try:
             yield self.cache
-            self._strikes = 0
-        except (diskcache.Timeout, sqlite3.OperationalError) as exc:
-            if "locked" not in str(exc) and not isinstance(exc, diskcache.Timeout):
-                self._rebuild(exc)
-                return
-            # Another process writing: a miss now; a lock that never ends is a broken database.
-            self._strikes += 1
-            log.debug("%s cache busy (%d): %s", self.name, self._strikes, exc)
-            if self._strikes >= LOCKED_STRIKES:
-                self._rebuild(exc)
-        except (sqlite3.Error, OSError) as exc:
+            if write:  # a read that works says nothing of another process's write lock
+                self._strikes = 0
+                self._room_again_at = None  # and there is room again
+        except _DATABASE_ERRORS as exc:
+            self._database_error(exc)
+
+    def _database_error(self, exc: BaseException) -> None:
+        if no_room(exc):
+            self._out_of_room(exc)
+            return
+        locked = isinstance(exc, diskcache.Timeout) or (
+            isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
+        )
+        if not locked:
+            self._rebuild(exc)
+            return
+        # Another process writing: a miss now; a lock that never ends is a broken database.
+        self._strikes += 1
+        log.debug("%s cache busy (%d): %s", self.name, self._strikes, exc)
+        if self._strikes >= LOCKED_STRIKES:
             self._rebuild(exc)
 
     def entries(self) -> int:

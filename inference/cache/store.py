@@ -88,7 +88,7 @@ class CompletionCache:
         return None
 
     def put_exact(self, key: str, text: str) -> None:
-        with self.layers["exact"].guard() as cache:
+        with self.layers["exact"].guard(write=True) as cache:
             if cache is not None:
                 cache.set(key, text)
                 self._count(lambda c: setattr(c, "stored", c.stored + 1))
@@ -110,7 +110,7 @@ class CompletionCache:
         assert source in SOURCES, f"source must be one of {SOURCES}, got {source!r}"
         examples = list(examples)
         added = 0
-        with self.layers["pattern"].guard() as cache:
+        with self.layers["pattern"].guard(write=True) as cache:
             if cache is None:
                 return 0
             # Mining yields the same examples keystroke after keystroke; reading first keeps
@@ -199,7 +199,7 @@ class CompletionCache:
         with self._lock:
             pending, self._pending = self._pending, CacheCounters()
             self._last_flush = time.monotonic()
-        with self._stats_layer.guard() as cache:
+        with self._stats_layer.guard(write=True) as cache:
             if cache is None:
                 return
             with cache.transact():

@@ -5,7 +5,9 @@ Three steps of a completion use it, each in its own module, in this order: the p
 before the prompt is built (pattern_step), the exact lookup once the prompt's ids are known
 (exact_step), and the storing of the model's answer after post-processing (store_step). The
 cache is (re)opened when the settings change, never on a request. A cache fault costs a model
-call, never the completion: every step is wrapped in `miss_on_error`.
+call, never the completion: every step is wrapped in `miss_on_error`. The user hears of cache
+faults once per opened cache (the first warning); the rest go to the log and flashcode/stats:
+a disk that stays full, or three layers found broken at once, is one thing to fix.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ class CacheState:
         self.cache: CompletionCache | None = None
         self.learner = PatternLearner()
         self._opened_for: tuple[str, int] | None = None
+        self._warned = False  # the user has heard of a fault of the cache opened now
 
     def configure(self, settings: CacheSettings) -> None:
         """Open, reopen or close the cache so that it follows the settings."""
@@ -69,12 +72,14 @@ class CacheState:
         if self.cache is not None and target == self._opened_for:
             return
         self.close()
+        self._warned = False
         self.cache = CompletionCache(target[0], target[1], on_warning=self._warn)
         self._opened_for = target
         log.info("completion cache at %s (%d MB)", target[0], target[1])
 
     def _warn(self, message: str) -> None:
-        if self.on_warning is not None:
+        if self.on_warning is not None and not self._warned:
+            self._warned = True
             self.on_warning(message)
 
     def forget(self, uri: str) -> None:

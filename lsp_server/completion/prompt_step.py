@@ -93,7 +93,11 @@ def model_prompt(
     as_files: bool = EMBEDDED_MODEL_SNIPPETS_AS_FILES,
 ) -> CompletionPrompt:
     """The prompt for the cursor, fitted so that it and the answer share the model's window."""
-    budget = min(context_budget, engine.max_length - max_new_tokens - 1)
+    # The answer is given at most half the window: a maxNewTokens as long as the window itself
+    # (allowed, for a long-context model) would leave no room for a prompt at all, and every
+    # request would fail. The engine stops an answer where the window ends.
+    answer_room = min(max_new_tokens, engine.max_length // 2)
+    budget = min(context_budget, engine.max_length - answer_room - 1)
     return build_completion_prompt(
         document,
         offset,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from lsp_server.backends.local import ModelManager
 from lsp_server.features import (
     completion,
     docstring,
@@ -21,8 +22,11 @@ from lsp_server.features import (
 from lsp_server.server import FlashcodeServer
 
 
-def build_server(base_settings: dict[str, Any] | None = None) -> FlashcodeServer:
-    server = FlashcodeServer(base_settings)
+def build_server(
+    base_settings: dict[str, Any] | None = None, models: ModelManager | None = None
+) -> FlashcodeServer:
+    """A server with every feature; `models` shares a model with other servers (TCP clients)."""
+    server = FlashcodeServer(base_settings, models)
     features = (lifecycle, inline_completion, completion, status, unit_tests, docstring, usage)
     for feature in (*features, workspace_index):
         feature.register(server)

@@ -39,6 +39,7 @@ def apply_settings(server: FlashcodeServer) -> None:
     server.report_problems(server.refresh_settings())
     server.learn_workspace_patterns()
     server.spawn(server.models.load(server.settings))
+    server.configured.emit(server)
 
 
 def warn(server: FlashcodeServer, message: str) -> None:
@@ -98,5 +99,6 @@ def register(server: FlashcodeServer) -> None:
     def shutdown(ls: FlashcodeServer, params: None) -> None:
         ls.shutting_down = True
         ls.index_service.close(wait=False)
-        ls.models.close()
+        if ls.owns_models:
+            ls.models.close()
         ls.usage.flush()

@@ -134,6 +134,13 @@ def stats_payload(server: FlashcodeServer) -> dict[str, Any]:
     }
     if server.models.flash is not None:
         result["engine"] = server.models.flash.primary.stats()
+        # Every variant (int4, int8) has slots and a prefix cache of its own.
+        routers = {id(r): r for r in (server.models.flash, server.models.pro) if r is not None}
+        result["engines"] = {
+            f"{router.primary.model.name}/{name}" if len(routers) > 1 else name: engine.stats()
+            for router in routers.values()
+            for name, engine in router.engines.items()
+        }
     result["cache"] = server.completions.cache.stats()
     if server.workspace_learning is not None:
         result["cache"]["workspace"] = server.workspace_learning.as_dict()
@@ -145,8 +152,16 @@ def stats_payload(server: FlashcodeServer) -> dict[str, Any]:
 
 def register(server: FlashcodeServer) -> None:
     gate = StatusGate()
-    server.models.changed.subscribe(lambda models: on_models_changed(server, models, gate))
+    unsubscribe = server.models.changed.subscribe(
+        lambda models: on_models_changed(server, models, gate)
+    )
+    server.on_close(unsubscribe)  # the model may be shared with other clients (TCP)
     server.completions.finished.subscribe(lambda _: send_status(server, gate))
+    # A client that joins a model already loaded (by another TCP client) sees no model event:
+    # it is told the state once its settings are applied.
+    server.configured.subscribe(
+        lambda ls: send_status(ls, gate) if ls.models.state is not ModelState.LOADING else None
+    )
 
     @server.feature(STATS_REQUEST)
     def stats(ls: FlashcodeServer, params: Any) -> dict[str, Any]:

@@ -4,7 +4,11 @@ Every candidate goes into one test module, run by testgen/sandbox.py (started as
 path) in a fresh temporary directory that is removed afterwards, with a scrubbed environment (no
 tokens, credentials, proxies or the server's settings), network connections blocked, a time
 limit per test (the sandbox's alarm) and one for the whole run (here: the process group is
-killed), and caps on CPU time, memory and file size (the sandbox's resource limits). One process
+killed), caps on CPU time, memory and file size (the sandbox's resource limits), and namespaces
+where the machine allows them (testgen/isolation.py). Whatever the run leaves behind is ended
+with it: its process group is killed when it ends, and in a PID namespace the kernel ends the
+rest. Its output goes to a file, not a pipe, so that a child holding it open cannot keep the
+launcher waiting. One process
 for all candidates keeps the interpreter's start-up cost to once per command; the price is that
 a test that breaks the interpreter fails the others too, which the report then says.
 """
@@ -24,6 +28,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from lsp_server.testgen import isolation
 from lsp_server.testgen.isolation import Isolation
@@ -104,22 +109,24 @@ async def run_tests(
             str(per_test),
             str(timeout_s),
         ]
+        # A file, not a pipe: a child left holding it cannot stall us. Closed by _tail.
+        output = tempfile.TemporaryFile()  # noqa: SIM115
         try:
             process = await asyncio.create_subprocess_exec(
                 *report.isolation.command(workdir, project.root, argv),
                 cwd=workdir,
                 env=scrubbed_environment(workdir, project.import_root),
                 stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
+                stdout=output,
                 stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,  # a timeout kills the whole group, children included
+                start_new_session=True,  # its own process group: ended whole, children included
             )
         except OSError as exc:
+            output.close()
             report.problem = f"could not start the interpreter {project.python}: {exc}"
             return report
         try:
-            stdout, _ = await asyncio.wait_for(process.communicate(), timeout_s)
-            report.output = stdout.decode("utf-8", errors="replace")[-OUTPUT_CHARS:]
+            await asyncio.wait_for(process.wait(), timeout_s)
         except (TimeoutError, asyncio.CancelledError) as exc:
             _kill_group(process)
             await process.wait()
@@ -127,6 +134,11 @@ async def run_tests(
                 raise
             report.problem = f"the test run took longer than {timeout_s:g}s and was stopped"
             return report
+        finally:
+            # What the run left behind (a forked child, a server it started) ends with it. In a
+            # PID namespace the kernel has already done this; without one, the group is the net.
+            _kill_group(process)
+            report.output = _tail(output)
         try:
             raw = json.loads(out.read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -150,6 +162,14 @@ async def run_tests(
     finally:
         report.seconds = time.perf_counter() - started
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _tail(output: IO[bytes]) -> str:
+    """The end of what the run wrote (at most OUTPUT_CHARS characters), and the file closed."""
+    with output:
+        size = output.seek(0, os.SEEK_END)
+        output.seek(max(0, size - 4 * OUTPUT_CHARS))
+        return output.read().decode("utf-8", errors="replace")[-OUTPUT_CHARS:]
 
 
 def _kill_group(process: asyncio.subprocess.Process) -> None:

@@ -5,10 +5,13 @@
 MODE is "pytest" or "unittest". Network connections fail, each test is stopped by an alarm after
 SECONDS_PER_TEST, and the run and its children are capped (where the platform has resource
 limits) at RUN_SECONDS of CPU, MEMORY_BYTES of address space and FILE_BYTES per file written, so
-a runaway test fails instead of taking the machine. The outcome of every test goes to
-RESULTS_FILE as JSON: {"TestClass.test_x" or "test_x": {"outcome": ..., "message": ...}}, with
-"<collect>" for a module that could not be imported. The launcher (testgen.runner) owns the
-rest: the temporary directory it runs in, the scrubbed environment, the limit on the whole run.
+a runaway test fails instead of taking the machine; inside a user namespace of the run's own,
+also at PROCESSES processes. The outcome of every test goes to RESULTS_FILE as JSON:
+{"TestClass.test_x" or "test_x": {"outcome": ..., "message": ...}}, with "<collect>" for a
+module that could not be imported; only the process that started the run writes it (a test's
+forked child that runs on through the rest of the session does not). The launcher
+(testgen.runner) owns the rest: the temporary directory it runs in, the scrubbed environment,
+the namespaces, the limit on the whole run and the end of whatever the run left behind.
 
 The interpreter is the user's project's (the `tests.python` setting or its virtual environment),
 which has no flashcode installed and may be an older Python: so this file uses the standard
@@ -34,6 +37,7 @@ if TYPE_CHECKING:
 COLLECT_ERROR = "<collect>"
 MEMORY_BYTES = 8 * 2**30  # address space: a test that allocates more gets a MemoryError
 FILE_BYTES = 64 * 2**20  # one file written: more fails with "File too large"
+PROCESSES = 512  # processes in the run's own user namespace (RLIMIT_NPROC counts only those)
 MESSAGE_CHARS = 600  # the end of a failure's report: where the error line is
 
 
@@ -69,21 +73,35 @@ def _guard(per_test: float) -> None:
     socket.create_connection = _no_network
 
 
+def _in_own_user_namespace() -> bool:
+    """Whether this process runs in a user namespace of its own (not the machine's first one)."""
+    try:
+        with open("/proc/self/uid_map") as uid_map:
+            return uid_map.read().split() != ["0", "0", "4294967295"]
+    except OSError:
+        return False
+
+
 def _limit_resources(cpu_seconds: int) -> None:
     """Caps inherited by every child. A limit already lower stays; a platform without the
-    resource module (Windows) runs without them. Process counts are left alone: they are per
-    user, not per run, and the launcher kills the whole process group at the run's limit."""
+    resource module (Windows) runs without them. The process count is capped only inside a
+    user namespace of the run's own, where it counts the run's processes alone (outside, it
+    counts all of the user's). Root on the host is exempt from it even there: the launcher's
+    PID namespace caps that case (testgen/isolation.py)."""
     try:
         import resource
     except ImportError:
         return
     if hasattr(signal, "SIGXFSZ"):  # a write past FILE_BYTES raises instead of killing the run
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    for name, value in (
+    limits = [
         ("RLIMIT_CPU", cpu_seconds),
         ("RLIMIT_AS", MEMORY_BYTES),
         ("RLIMIT_FSIZE", FILE_BYTES),
-    ):
+    ]
+    if _in_own_user_namespace():
+        limits.append(("RLIMIT_NPROC", PROCESSES))
+    for name, value in limits:
         limit = getattr(resource, name, None)
         if limit is None:
             continue
@@ -174,6 +192,7 @@ def run_unittest(test_file: str, per_test: float, results: Results) -> None:
 
 
 def main(argv: list[str]) -> None:
+    started_by = os.getpid()
     mode, test_file, out_path, per_test = argv[0], argv[1], argv[2], float(argv[3])
     if len(argv) > 4:
         _limit_resources(int(float(argv[4])) + 1)
@@ -184,6 +203,8 @@ def main(argv: list[str]) -> None:
         run_pytest(test_file, per_test, results)
     else:
         run_unittest(test_file, per_test, results)
+    if os.getpid() != started_by:
+        os._exit(1)  # a test's forked child that ran on to here: its results are not the run's
     with open(out_path, "w") as out:
         json.dump(results.outcomes, out)
 
