@@ -24,6 +24,7 @@ from typing import Protocol, runtime_checkable
 
 from inference.ngram import NgramSource, TokenSuffixIndex
 from lsp_server.completion.context import CompletionContext
+from lsp_server.workspace.segments import separator_for
 from prompts.budget import CompletionPrompt
 from prompts.context import Document
 from prompts.healing import healed_whitespace
@@ -43,11 +44,6 @@ BLOCK_LINES = 32
 CONTEXT_CHARS = 600  # of the code before the cursor: far more than the longest match searched
 _BLOCKS_KEPT = 4096
 _DOCUMENTS_KEPT = 32
-
-
-def separator_for(tokenizer: MixingTokenizer) -> int:
-    """An id that no token has: matches never cross a document boundary."""
-    return max(tokenizer.vocab_size, 0xFFFF)
 
 
 class MixingSources:
@@ -83,7 +79,7 @@ class MixingSources:
     def buffer_index(
         self, prefix: str, suffix: str, tokenizer: MixingTokenizer
     ) -> TokenSuffixIndex:
-        separator = separator_for(tokenizer)
+        separator = separator_for(tokenizer.vocab_size)
         return TokenSuffixIndex.from_documents(
             [self._encode_blocks(prefix, tokenizer), self._encode_blocks(suffix, tokenizer)],
             separator,
@@ -97,7 +93,7 @@ class MixingSources:
             # (`return` + ` `), they would teach a lone space after `return`.
             found = TokenSuffixIndex.from_documents(
                 [self._encode_blocks(document.text.rstrip(" \t"), tokenizer)],
-                separator_for(tokenizer),
+                separator_for(tokenizer.vocab_size),
             )
             self._documents[key] = found
             if len(self._documents) > _DOCUMENTS_KEPT:
