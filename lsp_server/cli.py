@@ -45,7 +45,7 @@ def _serve(args: argparse.Namespace) -> int:
         stream=sys.stderr,  # stdout carries the protocol
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    apply_log_level(args.log_level)
+    apply_log_level(args.log_level or "info")
     overrides: dict[str, Any] = {}
     if args.model:
         overrides["modelPath"] = str(args.model)
@@ -59,7 +59,7 @@ def _serve(args: argparse.Namespace) -> int:
         models = ModelManager()  # one model for every client: their requests batch together
         try:
             serve_tcp(
-                lambda: build_server(overrides, models),
+                lambda: build_server(overrides, models, args.log_level),
                 lambda server: server.end_connection(),
                 host or "127.0.0.1",
                 int(port),
@@ -68,14 +68,14 @@ def _serve(args: argparse.Namespace) -> int:
             models.close()
         logging.shutdown()
         os._exit(0)  # as below: no interpreter teardown once the work is over
-    server = build_server(overrides)
+    server = build_server(overrides, log_level=args.log_level)
     server.start_io()
     # The editor is gone or said exit. What must outlive the process is written now, and it ends
     # without the interpreter's teardown: freeing the models that way took seconds on a loaded
     # machine, and an editor waits for its language server to go (or kills it).
     server.release()
     logging.shutdown()
-    os._exit(0)
+    os._exit(server.exit_code)
 
 
 def cursor_offset(text: str, line: int, character: int) -> int:
@@ -189,7 +189,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP instead of stdio")
     serve.add_argument("--model", type=Path, help="model directory (default: the embedded model)")
     serve.add_argument("--device", choices=get_args(Device))
-    serve.add_argument("--log-level", default="info", choices=get_args(LogLevel))
+    serve.add_argument(
+        "--log-level",
+        choices=get_args(LogLevel),
+        help="log level for this run, over the logLevel setting (default: the setting, info)",
+    )
     serve.set_defaults(func=_serve)
 
     complete = sub.add_parser("complete", help="print one completion for a file position")

@@ -140,6 +140,9 @@ class FlashcodeServer(LanguageServer):
         self.shutting_down = False
         self.configured: Signal[FlashcodeServer] = Signal()  # after settings are (re)applied
         self._closers: list[Callable[[], None]] = []  # undo subscriptions to shared objects
+        # `flashcode serve --log-level`: a level asked for on the command line (to debug a
+        # session) wins over the editor's logLevel setting, which usually just carries the default.
+        self.pinned_log_level: str | None = None
 
     def start_io(self, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
         if stdin is None and stdout is None and serve_stdio(self):
@@ -156,7 +159,7 @@ class FlashcodeServer(LanguageServer):
         self.settings, problems = merge(
             self.base_settings, self.initialization_options, self.workspace_settings
         )
-        apply_log_level(self.settings.log_level)
+        apply_log_level(self.pinned_log_level or self.settings.log_level)
         self.completions.retrieval.set_roots(self.workspace_roots())
         self.completions.apply_settings(self.settings)
         self.usage.configure(self.settings)
@@ -229,6 +232,12 @@ class FlashcodeServer(LanguageServer):
     def on_close(self, closer: Callable[[], None]) -> None:
         """Run `closer` when this server's connection ends (to unsubscribe from shared objects)."""
         self._closers.append(closer)
+
+    @property
+    def exit_code(self) -> int:
+        """What the process ends with: 0 after a shutdown request, else 1 (as LSP asks of `exit`;
+        an editor that vanished without shutdown gets the same)."""
+        return 0 if self.protocol._shutdown else 1
 
     def release(self) -> None:
         """The session is over (the process ends next): the cache writes what it counted, the

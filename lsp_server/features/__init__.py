@@ -23,10 +23,14 @@ from lsp_server.server import FlashcodeServer
 
 
 def build_server(
-    base_settings: dict[str, Any] | None = None, models: ModelManager | None = None
+    base_settings: dict[str, Any] | None = None,
+    models: ModelManager | None = None,
+    log_level: str | None = None,
 ) -> FlashcodeServer:
-    """A server with every feature; `models` shares a model with other servers (TCP clients)."""
+    """A server with every feature; `models` shares a model with other servers (TCP clients);
+    `log_level` (the command line's) wins over the logLevel setting."""
     server = FlashcodeServer(base_settings, models)
+    server.pinned_log_level = log_level
     features = (lifecycle, inline_completion, completion, status, unit_tests, docstring, usage)
     for feature in (*features, workspace_index):
         feature.register(server)

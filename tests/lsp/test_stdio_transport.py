@@ -47,11 +47,13 @@ async def answer_to(stdout: asyncio.StreamReader, request_id: int) -> dict[str, 
 @contextlib.asynccontextmanager
 async def initialized_server(
     stderr: int = asyncio.subprocess.DEVNULL,
+    arguments: tuple[str, ...] = (),
+    options: dict[str, Any] | None = None,
 ) -> AsyncIterator[asyncio.subprocess.Process]:
     """The server started on pipes and initialized; killed at the end unless it has exited."""
     cache = tempfile.mkdtemp(prefix="flashcode-e2e-cache-")  # never the user's cache
     server = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "lsp_server", "--model", str(e2e_model_dir()),
+        sys.executable, "-m", "lsp_server", "--model", str(e2e_model_dir()), *arguments,
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         stderr=stderr,
         env={**os.environ, "PYTHONPATH": str(ROOT), "FLASHCODE_CACHE__DIRECTORY": cache},
@@ -60,7 +62,8 @@ async def initialized_server(
     try:
         server.stdin.write(
             frame({"jsonrpc": "2.0", "id": 1, "method": "initialize",
-                   "params": {"processId": None, "rootUri": None, "capabilities": {}}})
+                   "params": {"processId": None, "rootUri": None, "capabilities": {},
+                              "initializationOptions": options or {}}})
         )  # fmt: skip
         await server.stdin.drain()
         reply = await answer_to(server.stdout, 1)
@@ -108,6 +111,35 @@ async def test_messages_split_across_writes_and_a_large_document_are_read_whole(
         server.stdin.write(frame({"jsonrpc": "2.0", "method": "exit"}))
         await server.stdin.drain()
         assert await asyncio.wait_for(server.wait(), 30) == 0
+
+
+async def test_exit_without_a_shutdown_request_ends_the_server_with_code_1() -> None:
+    # LSP: `exit` before `shutdown` is an error exit; an editor reading the code can tell.
+    async with initialized_server() as server:
+        assert server.stdin is not None
+        server.stdin.write(frame({"jsonrpc": "2.0", "method": "exit"}))
+        await server.stdin.drain()
+        assert await asyncio.wait_for(server.wait(), 30) == 1
+
+
+@pytest.mark.parametrize("command_line", [True, False])
+async def test_the_command_line_log_level_wins_over_the_editors_log_level_setting(
+    command_line: bool,
+) -> None:
+    arguments = ("--log-level", "debug") if command_line else ()
+    async with initialized_server(
+        asyncio.subprocess.PIPE, arguments, options={"logLevel": "info"}
+    ) as server:
+        assert server.stdin is not None and server.stdout is not None
+        assert server.stderr is not None
+        server.stdin.write(frame({"jsonrpc": "2.0", "id": 2, "method": "flashcode/stats"}))
+        await answer_to(server.stdout, 2)
+        server.stdin.close()
+        log = (await asyncio.wait_for(server.stderr.read(), 30)).decode()
+    debug_about_the_request = [
+        line for line in log.splitlines() if " DEBUG " in line and "flashcode/stats" in line
+    ]
+    assert bool(debug_about_the_request) == command_line, log[-2000:]
 
 
 async def test_the_server_keeps_serving_after_a_request_it_cannot_parse() -> None:
