@@ -77,13 +77,16 @@ class FlashcodeProtocol(LanguageServerProtocol):
 class AnsweredErrorsInOneLine(logging.Filter):
     """pygls logs the traceback of a message it could not structure (cattrs' nested exception
     groups, dozens of lines) although the client already got an error naming the field. Above
-    debug such a record keeps one line; the traceback stays for debug."""
+    debug such a record keeps one line; the traceback stays for debug. A cancel that lost the race
+    with its answer (every few keystrokes while typing) is logged at debug only."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if logging.getLogger().isEnabledFor(logging.DEBUG):
             return True
         if str(record.msg).startswith("Unable to deserialize message"):
             return False  # the same failure, logged again below with its exception
+        if str(record.msg).startswith("Cancel notification for unknown message id"):
+            return False  # an editor's cancel that crossed the answer on the wire: routine
         error = record.exc_info[1] if record.exc_info else None
         if isinstance(error, JsonRpcInvalidParams | JsonRpcInternalError):
             detail = _innermost_message(error.__cause__) or str(error)

@@ -142,6 +142,21 @@ async def test_the_command_line_log_level_wins_over_the_editors_log_level_settin
     assert bool(debug_about_the_request) == command_line, log[-2000:]
 
 
+async def test_a_cancel_that_arrives_after_the_answer_leaves_no_warning_in_the_log() -> None:
+    async with initialized_server(asyncio.subprocess.PIPE) as server:
+        assert server.stdin is not None and server.stdout is not None
+        assert server.stderr is not None
+        await ask_inline(server, 2, "file:///tmp/never-opened.py")
+        server.stdin.write(
+            frame({"jsonrpc": "2.0", "method": "$/cancelRequest", "params": {"id": 2}})
+        )
+        server.stdin.write(frame({"jsonrpc": "2.0", "id": 3, "method": "flashcode/stats"}))
+        await answer_to(server.stdout, 3)  # the cancel was read before this answer
+        server.stdin.close()
+        log = (await asyncio.wait_for(server.stderr.read(), 30)).decode()
+    assert "WARNING" not in log, log[-2000:]
+
+
 async def test_the_server_keeps_serving_after_a_request_it_cannot_parse() -> None:
     async with initialized_server() as server:
         assert server.stdin is not None and server.stdout is not None
