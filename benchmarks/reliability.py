@@ -20,9 +20,10 @@ Reported (JSON):
   queued, prefill, decode; the rest never reached the model);
 - rss_start_mb (after the warm-up), rss_end_mb, rss_growth_pct: the stdio server's resident set,
   and rss_mb_by_requests, read after every tenth of the requests (a plateau or a slope);
-  prefix_caches: what each engine's prefix cache (bounded, 256 MB by default) holds at the end,
+  prefix_caches: what each engine's prefix cache holds at the end (256 MB by default, one bound
+  shared by the variants),
   and rss_growth_beyond_prefix_caches_pct, the growth less what those caches took meanwhile
-  (the int8 engine's fills only once complex scopes route to it);
+  (the int8 engine takes its share only once complex scopes route to it);
 - leaked_slots: engine slots not returned, released slots still holding KV, and requests still
   queued, once every request has ended (read from flashcode/stats), summed over both servers;
 - p95_ms_under_8_clients: p95 latency of the TCP clients' answers (null for another count).
@@ -181,13 +182,14 @@ async def soak_stdio(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     # Then the soak's own mix, so that batch sizes, prompt lengths and cancellations have reached
     # what the run will see before the resident set is read.
     await stdio.run(args.warmup, warmup, plan)
-    # The busiest engine's prefix cache fills up to its bound first: memory it takes is not a
-    # leak, so the resident set is read once it is (nearly) full, or after WARMUP_MAX_ROUNDS
-    # more rounds. Another engine's (int8, for complex scopes) may fill later: what the caches
-    # hold is reported beside the resident set, and the growth beyond them.
+    # The engines' prefix caches (int4, and int8 for complex scopes) share one bound and fill up
+    # to it: memory they take is not a leak, so the resident set is read once they (nearly) are,
+    # or after WARMUP_MAX_ROUNDS more rounds. What the caches hold is reported beside the
+    # resident set, and the growth beyond them.
     for _ in range(WARMUP_MAX_ROUNDS):
-        caches = prefix_caches(await engine_stats(stdio.client)).values()
-        if any(c["bytes"] >= PREFIX_CACHE_FULL * c["capacity_bytes"] for c in caches):
+        caches = list(prefix_caches(await engine_stats(stdio.client)).values())
+        bound = max((c["capacity_bytes"] for c in caches), default=0)
+        if caches and sum(c["bytes"] for c in caches) >= PREFIX_CACHE_FULL * bound:
             break
         await stdio.run(max(1, args.warmup // 4), warmup, plan)
     before = await engine_stats(stdio.client)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from inference.model import ModelInfo, load_model_info
-from inference.prefix_cache import PrefixCache
+from inference.prefix_cache import PrefixBudget, PrefixCache
 from inference.runners import make_runner
 from inference.scheduler import GenerationRequest, GenerationResult, Scheduler, Submission
 from inference.session import choose_provider, physical_cores
@@ -29,6 +29,9 @@ class EngineOptions:
     max_batch: int = 8  # sequence slots decoded together
     prefix_cache_mb: int = 256  # memory for the KV of recent prompts
     prefix_reuse: bool = True
+    # Shared with the other engines loaded together (a model's int4 and int8 variants), so that
+    # prefix_cache_mb bounds their sum; None: this engine's cache has the budget to itself.
+    prefix_budget: PrefixBudget | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.device not in VALID_DEVICES:
@@ -71,7 +74,7 @@ class Engine:
         runner = make_runner(info, provider, threads, options.max_batch, max_length)
         cache = None
         if options.prefix_reuse and options.prefix_cache_mb > 0:
-            cache = PrefixCache(options.prefix_cache_mb * 2**20)
+            cache = PrefixCache(options.prefix_cache_mb * 2**20, options.prefix_budget)
         scheduler = Scheduler(runner, tokenizer, cache)
         scheduler.start()
         log.info(

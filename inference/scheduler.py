@@ -200,7 +200,8 @@ class Scheduler:
             stats["prefix_cache"] = {
                 "entries": len(cache),
                 "bytes": cache.bytes,
-                "capacity_bytes": cache.capacity_bytes,
+                "capacity_bytes": cache.capacity_bytes,  # the bound of the budget it shares
+                "shared_by": len(cache.budget.caches),  # engines whose caches share that bound
                 "hits": cache.hits,
                 "misses": cache.misses,
                 "reused_tokens": cache.reused_tokens,

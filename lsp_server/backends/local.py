@@ -12,12 +12,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 
 from inference.engine import Engine, EngineOptions
 from inference.model import ModelError
+from inference.prefix_cache import PrefixBudget
 from inference.router import ModelRouter, default_model_dir, find_variants
 from lsp_server.backends.engine import ServingEngine
 from lsp_server.backends.remote import RemoteSetupError, RemoteSpec, connect
@@ -111,6 +112,8 @@ class ModelManager:
         self.error = ""
         self.changed.emit(self)
         options = EngineOptions(device=spec.device, threads=spec.threads)
+        # One prefix-cache bound for every engine of this load, not one per variant.
+        options = replace(options, prefix_budget=PrefixBudget(options.prefix_cache_mb * 2**20))
         started = time.perf_counter()
         try:
             if spec.remote is not None:

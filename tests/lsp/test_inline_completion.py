@@ -317,3 +317,14 @@ async def test_a_line_from_another_open_file_is_continued_as_written_there(
     items = await inline_completion(client, uri, end_of(user))
     assert items, "nothing offered"
     assert items[0].insert_text == "th, strict_mode=True, env=os.environ)"
+
+
+async def test_the_int4_and_int8_variants_share_one_prefix_cache_bound(
+    client: LanguageClient,
+) -> None:
+    uri = open_document(client, "/tmp/flashcode-e2e/shared_budget.py", REPR)
+    await inline_completion(client, uri, end_of(REPR))
+    caches = [engine["prefix_cache"] for engine in (await stats(client))["engines"].values()]
+    assert len(caches) == 2, "the default model ships an int4 and an int8 variant"
+    assert [cache["shared_by"] for cache in caches] == [2, 2]
+    assert sum(cache["bytes"] for cache in caches) <= caches[0]["capacity_bytes"]

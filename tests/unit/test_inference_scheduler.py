@@ -10,7 +10,7 @@ import pytest
 
 from inference.engine import Engine, EngineOptions
 from inference.kv_device import KVSnapshot
-from inference.prefix_cache import PrefixCache
+from inference.prefix_cache import PrefixBudget, PrefixCache
 from inference.scheduler import GenerationRequest
 
 MODELS = Path(__file__).resolve().parents[1] / "fixtures" / "models"
@@ -52,6 +52,19 @@ def test_least_recently_used_entries_go_first_when_memory_runs_out() -> None:
     assert cache.lookup([1, 5], limit=1) is not None
     cache.store((4,), snapshot(1, nbytes=1000))  # larger than the whole cache: not kept
     assert not cache.covers((4,))
+
+
+def test_caches_sharing_a_budget_hold_at_most_it_together_and_evict_the_oldest_of_all() -> None:
+    budget = PrefixBudget(capacity_bytes=250)
+    int4, int8 = PrefixCache(250, budget), PrefixCache(250, budget)
+    int4.store((1,), snapshot(1))
+    int8.store((2,), snapshot(1))
+    assert int4.lookup([1, 5], limit=1) is not None  # int4's entry is now the most recent
+    int8.store((3,), snapshot(1))  # over the shared bound: int8's (2,) is the oldest of all
+    assert budget.bytes == 200 and (len(int4), len(int8)) == (1, 1)
+    assert int8.lookup([2, 5], limit=1) is None
+    int8.store((4,), snapshot(1))  # now int4's (1,) is the oldest
+    assert (len(int4), len(int8)) == (0, 2) and budget.bytes == 200
 
 
 async def test_a_failed_step_fails_its_requests_and_the_engine_serves_on(
