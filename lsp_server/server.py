@@ -17,6 +17,7 @@ from pygls.uris import to_fs_path
 from lsp_server.backends.local import ModelManager
 from lsp_server.completion.pipeline import CompletionService
 from lsp_server.events import Signal
+from lsp_server.native_memory import IdleTrimmer
 from lsp_server.settings import Settings, merge
 from lsp_server.transport import serve_stdio
 from lsp_server.usage.recorder import UsageRecorder
@@ -146,6 +147,7 @@ class FlashcodeServer(LanguageServer):
         # `flashcode serve --log-level`: a level asked for on the command line (to debug a
         # session) wins over the editor's logLevel setting, which usually just carries the default.
         self.pinned_log_level: str | None = None
+        self.memory = IdleTrimmer()  # freed native memory goes back to the system in pauses
 
     def start_io(self, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
         if stdin is None and stdout is None and serve_stdio(self):
@@ -246,6 +248,7 @@ class FlashcodeServer(LanguageServer):
         """The session is over (the process ends next): the cache writes what it counted, the
         model thread stops."""
         self.shutting_down = True
+        self.memory.close()
         self.completions.close()
         if self.owns_models:
             self.models.close()
@@ -255,6 +258,7 @@ class FlashcodeServer(LanguageServer):
         leaving the shared model to the others. Background work is waited for, not cancelled:
         a model load it started belongs to every client."""
         self.shutting_down = True
+        self.memory.close()
         for closer in self._closers:
             closer()
         self._closers.clear()

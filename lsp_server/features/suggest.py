@@ -28,6 +28,9 @@ async def suggest_at(
     offset = offset_at(server.workspace.get_text_document(uri), position)
     if offset is None:
         return None
-    return await server.completions.suggest(
-        document, offset, server.open_documents(uri), server.settings, invoked
-    )
+    try:
+        return await server.completions.suggest(
+            document, offset, server.open_documents(uri), server.settings, invoked
+        )
+    finally:
+        server.memory.request_done()
