@@ -26,7 +26,7 @@ import onnxruntime as ort
 
 from inference.kv_device import KVDevice, KVSnapshot, kv_bytes
 from inference.model import ModelInfo
-from inference.session import create_session, last_position_graph
+from inference.session import LOGITS_FROM, LOGITS_POSITIONS, create_session, last_position_graph
 
 # Bounds on the per-run buffers of a prompt chunk: attention scores and logits.
 PREFILL_SCORE_BYTES = 64 * 2**20
@@ -46,6 +46,15 @@ class Runner(Protocol):
 
     def decode(self, slots: Sequence[int], tokens: Sequence[int]) -> np.ndarray:
         """One new token per slot; logits (len(slots), vocab)."""
+        ...
+
+    def verify(self, slot: int, tokens: Sequence[int]) -> np.ndarray:
+        """Run `tokens` after the slot's cache; logits of every one of them (len(tokens), vocab).
+        A speculative draft's check: `rewind` then drops the positions that were not accepted."""
+        ...
+
+    def rewind(self, slot: int, length: int) -> None:
+        """Keep only the first `length` positions of the slot's cache."""
         ...
 
     def snapshot(self, slot: int, length: int) -> KVSnapshot: ...
@@ -74,11 +83,24 @@ class _RunnerBase:
         self.lengths = np.zeros(max_batch, np.int64)  # valid KV positions per slot
         # False once last_position_graph has rewritten the head: one logits row per run
         logits_shape = next(o.shape for o in session.get_outputs() if o.name == "logits")
-        self.logits_per_token = logits_shape[1] != 1
+        self.logits_per_token = logits_shape[1] not in (1, LOGITS_POSITIONS)
+        # a rewritten head (session.last_position_graph) gives the last n rows when asked
+        self._logits_window = LOGITS_FROM in {i.name for i in session.get_inputs()}
+        self._last_row = np.array([-1], np.int64)  # bound by pointer: must outlive the bindings
         self._allocate()
 
     def _allocate(self) -> None:
         """Per-layout state, once the common fields are set."""
+
+    def _logit_rows(self, binding: ort.IOBinding, count: int, last: int) -> int:
+        """Rows of logits a run of `count` tokens returns when the last `last` are wanted."""
+        if self.logits_per_token:
+            return count
+        if self._logits_window:
+            binding.bind_cpu_input(LOGITS_FROM, np.array([-last], np.int64))
+            return last
+        assert last == 1, "this graph's head gives only the last position"
+        return 1
 
 
 class SharedKVRunner(_RunnerBase):
@@ -146,8 +168,9 @@ class SharedKVRunner(_RunnerBase):
         self.lengths[slot] = position
         return logits
 
-    def _run_prompt(self, slot: int, tokens: Sequence[int], past: int) -> np.ndarray:
-        """Run prompt tokens at positions [past, past + len) of `slot`; logits of the last one."""
+    def _run_prompt(self, slot: int, tokens: Sequence[int], past: int, last: int = 1) -> np.ndarray:
+        """Run prompt tokens at positions [past, past + len) of `slot`; logits of the last `last`
+        of them (last, vocab) when `last` > 1, else of the last one (vocab,)."""
         count = len(tokens)
         binding = self.session.io_binding()
         binding.bind_cpu_input("input_ids", np.asarray(tokens, np.int64).reshape(1, count))
@@ -168,13 +191,32 @@ class SharedKVRunner(_RunnerBase):
                     name, self.device.type, 0, self.device.kv_dtype, list(self._row_shape), pointer
                 )
         vocab = self.info.vocab_size
-        rows = count if self.logits_per_token else 1
+        rows = self._logit_rows(binding, count, last)
         if self._prompt_logits.size < rows * vocab:
-            self._prompt_logits = np.empty(self.prefill_chunk * vocab, self._logits.dtype)
+            self._prompt_logits = np.empty(
+                max(rows, self.prefill_chunk) * vocab, self._logits.dtype
+            )
         logits = self._prompt_logits[: rows * vocab].reshape(1, rows, vocab)
         binding.bind_output("logits", "cpu", 0, logits.dtype, [1, rows, vocab], logits.ctypes.data)
         self.session.run_with_iobinding(binding)
+        if last > 1:
+            return np.array(logits[0, -last:], np.float32)
         return np.array(logits[0, -1], np.float32)
+
+    def verify(self, slot: int, tokens: Sequence[int]) -> np.ndarray:
+        past = int(self.lengths[slot])
+        assert past + len(tokens) <= self.max_length, f"slot {slot} has no room for the draft"
+        logits = self._run_prompt(slot, tokens, past, last=len(tokens))
+        self._mask[slot, past : past + len(tokens)] = 1
+        self.lengths[slot] = past + len(tokens)
+        return logits.reshape(len(tokens), -1)
+
+    def rewind(self, slot: int, length: int) -> None:
+        # GroupQueryAttention writes and reads a row up to its mask's length: the positions past
+        # it are never read, and the next step overwrites them
+        assert 1 <= length <= self.lengths[slot]
+        self._mask[slot, length:] = 0
+        self.lengths[slot] = length
 
     def decode(self, slots: Sequence[int], tokens: Sequence[int]) -> np.ndarray:
         rows = max(slots) + 1
@@ -194,12 +236,29 @@ class SharedKVRunner(_RunnerBase):
         if rows != self._decode_rows or self._decode_binding is None:
             self._decode_binding = self._bind_decode(rows)
             self._decode_rows = rows
+        # A row below `rows` that sits this step out (verifying a draft on its own) still runs,
+        # and GroupQueryAttention writes its token at the row's length: one position past it,
+        # then, where nothing valid is overwritten.
+        idle = [] if len(slots) == rows else self._idle_rows(slots, rows)
+        for slot in idle:
+            mask[slot, lengths[slot]] = 1
         self.session.run_with_iobinding(self._decode_binding)
+        for slot in idle:
+            mask[slot, lengths[slot]] = 0
         logits = self._logits[:rows, 0]
         if len(slots) != rows:
             logits = logits[np.asarray(slots)]
         # a view of the output buffer: valid until the next step
         return logits if logits.dtype == np.float32 else logits.astype(np.float32)
+
+    def _idle_rows(self, slots: Sequence[int], rows: int) -> list[int]:
+        """Rows below `rows` that hold a sequence but are not decoded this step."""
+        running = set(slots)
+        return [
+            slot
+            for slot in range(rows)
+            if slot not in running and 0 < self.lengths[slot] < self.max_length
+        ]
 
     def _bind_decode(self, rows: int) -> ort.IOBinding:
         """Bind the first `rows` rows of every buffer; the arrays are edited in place per step."""
@@ -212,6 +271,8 @@ class SharedKVRunner(_RunnerBase):
             binding.bind_input(
                 "position_ids", "cpu", 0, np.int64, [rows, 1], self._positions.ctypes.data
             )
+        if self._logits_window:
+            binding.bind_input(LOGITS_FROM, "cpu", 0, np.int64, [1], self._last_row.ctypes.data)
         shape = [rows, *self._row_shape[1:]]
         for name, pointer in zip(self.device.kv_names, self._pointers, strict=True):
             binding.bind_input(name, self.device.type, 0, self.device.kv_dtype, shape, pointer)
@@ -274,9 +335,12 @@ class ConcatKVRunner(_RunnerBase):
         past: Sequence[ort.OrtValue],
         mask: np.ndarray,  # (rows, past width + new tokens)
         positions: np.ndarray,  # (rows, new tokens)
+        last: int = 1,
     ) -> tuple[list[ort.OrtValue], np.ndarray]:
-        """Present values and the last position's logits (rows, vocab)."""
+        """Present values and the last position's logits (rows, vocab), or the last `last`
+        positions' (rows, last, vocab) when `last` > 1."""
         binding = self.session.io_binding()
+        self._logit_rows(binding, tokens.shape[1], last)
         binding.bind_cpu_input("input_ids", tokens)
         binding.bind_cpu_input("attention_mask", mask)
         if self.info.has_position_ids:
@@ -290,10 +354,12 @@ class ConcatKVRunner(_RunnerBase):
         binding.bind_output("logits", "cpu")
         self.session.run_with_iobinding(binding)
         outputs = binding.get_outputs()
-        return list(outputs[:-1]), np.asarray(outputs[-1].numpy()[:, -1], np.float32)
+        logits = outputs[-1].numpy()
+        rows = logits[:, -last:] if last > 1 else logits[:, -1]
+        return list(outputs[:-1]), np.asarray(rows, np.float32)
 
     def _run_slot(
-        self, slot: int, tokens: Sequence[int], past: Sequence[ort.OrtValue]
+        self, slot: int, tokens: Sequence[int], past: Sequence[ort.OrtValue], last: int = 1
     ) -> np.ndarray:
         start = int(self.lengths[slot])
         end = start + len(tokens)
@@ -302,10 +368,28 @@ class ConcatKVRunner(_RunnerBase):
             past,
             np.ones((1, end), np.int64),
             np.arange(start, end, dtype=np.int64)[None],
+            last,
         )
         self._past[slot] = present
         self.lengths[slot] = end
         return logits[0]
+
+    def verify(self, slot: int, tokens: Sequence[int]) -> np.ndarray:
+        if self._batch is not None and slot in self._batch.slots:
+            self._unpack()
+        past = self._past[slot]
+        assert past is not None, f"slot {slot} has no sequence"
+        return self._run_slot(slot, tokens, past, last=len(tokens)).reshape(len(tokens), -1)
+
+    def rewind(self, slot: int, length: int) -> None:
+        # the present values hold every position run: keep a copy of the accepted ones
+        if self._batch is not None and slot in self._batch.slots:
+            self._unpack()
+        past = self._past[slot]
+        assert past is not None and 1 <= length <= self.lengths[slot]
+        if length < self.lengths[slot]:
+            self._past[slot] = self.device.slice_kv(past, length)
+            self.lengths[slot] = length
 
     def prefill(
         self, slot: int, tokens: Sequence[int], reuse: KVSnapshot | None, reused: int
