@@ -8,6 +8,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from inference.lookup import PromptLookup
 from inference.model import ModelInfo, load_model_info
 from inference.prefix_cache import PrefixCache
 from inference.runners import make_runner
@@ -29,6 +30,8 @@ class EngineOptions:
     max_batch: int = 8  # sequence slots decoded together
     prefix_cache_mb: int = 256  # memory for the KV of recent prompts
     prefix_reuse: bool = True
+    # speculative decoding: drafts from the prompt and the n-gram sources (inference/lookup.py)
+    prompt_lookup: bool = True
 
     def __post_init__(self) -> None:
         if self.device not in VALID_DEVICES:
@@ -73,6 +76,7 @@ class Engine:
         if options.prefix_reuse and options.prefix_cache_mb > 0:
             cache = PrefixCache(options.prefix_cache_mb * 2**20)
         scheduler = Scheduler(runner, tokenizer, cache)
+        scheduler.lookup = PromptLookup() if options.prompt_lookup else None
         scheduler.start()
         log.info(
             "engine ready: %s (%s, %s) on %s, %d slots x %d positions",

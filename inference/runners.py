@@ -193,19 +193,16 @@ class SharedKVRunner(_RunnerBase):
         vocab = self.info.vocab_size
         rows = self._logit_rows(binding, count, last)
         if self._prompt_logits.size < rows * vocab:
-            self._prompt_logits = np.empty(
-                max(rows, self.prefill_chunk) * vocab, self._logits.dtype
-            )
+            self._prompt_logits = np.empty(self.prefill_chunk * vocab, self._logits.dtype)
         logits = self._prompt_logits[: rows * vocab].reshape(1, rows, vocab)
         binding.bind_output("logits", "cpu", 0, logits.dtype, [1, rows, vocab], logits.ctypes.data)
         self.session.run_with_iobinding(binding)
-        if last > 1:
-            return np.array(logits[0, -last:], np.float32)
-        return np.array(logits[0, -1], np.float32)
+        return np.array(logits[0, -last:] if last > 1 else logits[0, -1], np.float32)
 
     def verify(self, slot: int, tokens: Sequence[int]) -> np.ndarray:
         past = int(self.lengths[slot])
         assert past + len(tokens) <= self.max_length, f"slot {slot} has no room for the draft"
+        assert len(tokens) <= self.prefill_chunk, "a draft fits one prompt chunk's buffers"
         logits = self._run_prompt(slot, tokens, past, last=len(tokens))
         self._mask[slot, past : past + len(tokens)] = 1
         self.lengths[slot] = past + len(tokens)
@@ -253,12 +250,8 @@ class SharedKVRunner(_RunnerBase):
 
     def _idle_rows(self, slots: Sequence[int], rows: int) -> list[int]:
         """Rows below `rows` that hold a sequence but are not decoded this step."""
-        running = set(slots)
-        return [
-            slot
-            for slot in range(rows)
-            if slot not in running and 0 < self.lengths[slot] < self.max_length
-        ]
+        held = [s for s in range(rows) if 0 < self.lengths[s] < self.max_length]
+        return sorted(set(held) - set(slots))
 
     def _bind_decode(self, rows: int) -> ort.IOBinding:
         """Bind the first `rows` rows of every buffer; the arrays are edited in place per step."""

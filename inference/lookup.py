@@ -1,0 +1,217 @@
+"""Speculative decoding by prompt lookup: drafts from the user's own tokens, checked in one forward.
+
+Code repeats: a call written above, the other branch of an `if`, the next method of a CRUD class.
+When the tokens just written (the prompt plus what was generated) also occur earlier, in the
+prompt or in the request's n-gram sources (the buffer split at the cursor, open documents, the
+workspace index: inference/ngram.py), the tokens that followed that occurrence are a cheap guess
+at what comes next. The row's pending token and up to `max_draft` guessed ones then run in one
+forward (`Runner.verify`), and the model's own choice at each position is taken, up to and
+including the first position where it differs from the guess: every verify yields at least the
+one token a plain step would have, and up to `max_draft` + 1.
+
+Trade-offs:
+- Greedy rows only. A sampled row would need rejection sampling against the sampler's final
+  distribution (temperature, top-p, mixing, constraints) and would stop being reproducible by
+  seed; completions in the editor are greedy, so sampled rows decode as before.
+- Each position's token comes from the same `choose` as a plain step (mixing, forced prefix,
+  stop tokens and strings applied one token at a time, in order), so the output is exactly the
+  plain decoder's; only the number of model runs changes. Cancels and deadlines are still seen
+  at step boundaries: a verify is one step.
+- A drafted row runs on its own (k+1 tokens on its slot's cache) while the rows without a draft
+  decode together. On a CPU a forward is bound by reading the weights, so k+1 tokens cost little
+  more than one; a short match is a poor guess, so a draft needs `min_match` matched tokens.
+- The rejected tail's cache positions are dropped by `Runner.rewind` (a length reset for
+  shared buffers, a slice for concatenating graphs).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol, TypeVar, runtime_checkable
+
+import numpy as np
+
+from inference.ngram import MAX_MATCH
+from inference.runners import Runner
+from inference.sampling import Sampler
+
+MAX_QUERY = 32  # longest suffix of the prompt searched for in the prompt itself
+MAX_DRAFT = 15  # a verify runs in a prompt chunk's buffers (16 tokens at least)
+
+
+@dataclass(frozen=True)
+class LookupOptions:
+    max_draft: int = 8  # guessed tokens per verify
+    min_match: int = 3  # tokens of the context a match must cover before its draft is run
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_draft <= MAX_DRAFT:
+            raise ValueError(f"max_draft must be in [1, {MAX_DRAFT}], got {self.max_draft}")
+        if self.min_match < 1:
+            raise ValueError(f"min_match must be >= 1, got {self.min_match}")
+
+
+@runtime_checkable
+class DraftSource(Protocol):
+    """An n-gram source that can also say how its longest match went on (TokenSuffixIndex)."""
+
+    def draft(
+        self,
+        context: Sequence[int],
+        count: int,
+        skip: tuple[int, int] | None = None,
+        at_most: int = 0,
+    ) -> tuple[int, list[int]]: ...
+
+
+class LookupRequest(Protocol):
+    """What a drafter reads of a request (GenerationRequest)."""
+
+    @property
+    def prompt_ids(self) -> tuple[int, ...]: ...
+    @property
+    def ngram_context(self) -> tuple[int, ...]: ...
+    @property
+    def ngram_sources(self) -> tuple[object, ...]: ...
+
+
+class Drafter:
+    """One request's drafts: its prompt and generated tokens, then its n-gram sources."""
+
+    def __init__(self, request: LookupRequest, capacity: int) -> None:
+        prompt = request.prompt_ids
+        self._tokens = np.zeros(len(prompt) + capacity + 1, np.int64)  # prompt, then generated
+        self._tokens[: len(prompt)] = prompt
+        self._size = len(prompt)
+        self._prompt = len(prompt)
+        self._sources = [s for s in request.ngram_sources if isinstance(s, DraftSource)]
+        # the sources are searched with the tokens just before the cursor, as mixing does
+        self._context = list(request.ngram_context)
+        self._lengths = [0] * len(self._sources)  # each source's last match length
+        self._searched = False
+
+    def _sync(self, generated: Sequence[int]) -> int:
+        """Take in the tokens generated since the last call; how many there were."""
+        new = generated[self._size - self._prompt :]
+        self._tokens[self._size : self._size + len(new)] = new
+        self._size += len(new)
+        self._context.extend(new)
+        if len(self._context) > 4 * MAX_MATCH:
+            del self._context[:-MAX_MATCH]
+        return len(new)
+
+    def draft(self, generated: Sequence[int], count: int) -> tuple[int, list[int]]:
+        """(match length, up to `count` guessed tokens) after the prompt and `generated`."""
+        added = self._sync(generated)
+        best = self._prompt_draft(count)
+        if self._context:
+            for i, source in enumerate(self._sources):
+                # a match now is at most `added` longer than the last one: one range search
+                bound = self._lengths[i] + added if self._searched else 0
+                found = source.draft(self._context, count, at_most=bound)
+                self._lengths[i] = found[0]
+                if found[0] > best[0] and found[1]:
+                    best = found
+            self._searched = True
+        return best
+
+    def _prompt_draft(self, count: int) -> tuple[int, list[int]]:
+        """The longest suffix of the tokens so far that occurs earlier among them, continued as
+        its latest such occurrence went on."""
+        tokens = self._tokens[: self._size]
+        last = len(tokens) - 1
+        if last < 1:
+            return 0, []
+        ends = np.flatnonzero(tokens[:last] == tokens[last])  # occurrences, each followed
+        length = 1
+        while ends.size and length < MAX_QUERY:
+            ends = ends[ends >= length]
+            same = tokens[ends - length] == tokens[last - length]
+            if not same.any():
+                break
+            ends = ends[same]
+            length += 1
+        if not ends.size:
+            return 0, []
+        start = int(ends[-1]) + 1
+        return length, tokens[start : start + count].tolist()
+
+
+class LookupRow(Protocol):
+    """What the speculation reads of a scheduler row (scheduler._Sequence)."""
+
+    drafter: Drafter | None
+    generated: list[int]
+    limit: int
+
+    @property
+    def sampler(self) -> Sampler: ...
+
+
+Row = TypeVar("Row", bound=LookupRow)
+
+
+class PromptLookup:
+    """The scheduler's speculation: which rows get a draft, and how much of each one stands."""
+
+    def __init__(self, options: LookupOptions = LookupOptions()) -> None:
+        self.options = options
+        self.drafts_run = 0
+        self.drafted_tokens = 0
+        self.accepted_tokens = 0  # drafted tokens the model agreed with
+        self.verify_seconds = 0.0
+
+    def drafts(
+        self, rows: Sequence[Row], request_of: Callable[[Row], LookupRequest]
+    ) -> dict[Row, list[int]]:
+        """The rows worth a verify this step, each with its draft."""
+        found: dict[Row, list[int]] = {}
+        for row in rows:
+            room = min(self.options.max_draft, row.limit - len(row.generated) - 1)
+            if room < 1 or not row.sampler.greedy:
+                continue
+            if row.drafter is None:
+                row.drafter = Drafter(request_of(row), row.limit)
+            length, draft = row.drafter.draft(row.generated, room)
+            if length >= self.options.min_match and draft:
+                found[row] = draft
+        return found
+
+    def verify(
+        self,
+        runner: Runner,
+        slot: int,
+        cached: int,
+        tokens: list[int],
+        choose: Callable[[np.ndarray], int],
+        accept: Callable[[int], bool],
+    ) -> None:
+        """Run `tokens` (the row's pending token, then its draft) after the `cached` positions
+        of `slot`; accept the model's choice at each position while it matches the draft."""
+        started = time.perf_counter()
+        logits = runner.verify(slot, tokens)
+        self.verify_seconds += time.perf_counter() - started
+        self.drafts_run += 1
+        self.drafted_tokens += len(tokens) - 1
+        for position, row in enumerate(logits):
+            token = choose(row)
+            if not accept(token):
+                return  # the request finished: its slot is already released
+            if position + 1 == len(tokens) or token != tokens[position + 1]:
+                break
+            self.accepted_tokens += 1
+        # the cache keeps the pending token and the draft tokens that were accepted
+        runner.rewind(slot, cached + position + 1)
+
+    def stats(self) -> dict[str, object]:
+        drafted = self.drafted_tokens
+        runs = self.drafts_run
+        return {
+            "lookup_drafts": runs,
+            "lookup_drafted_tokens": drafted,
+            "lookup_accepted_tokens": self.accepted_tokens,
+            "lookup_acceptance": round(self.accepted_tokens / drafted, 4) if drafted else 0.0,
+            "lookup_verify_ms": round(self.verify_seconds / runs * 1000, 3) if runs else 0.0,
+        }
