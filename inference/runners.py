@@ -11,6 +11,9 @@ A runner owns the KV cache of `max_batch` sequence slots and runs the decoder on
   keeps the `present` values of its last run and feeds them back as `past`; slots decoding
   together on the CPU run as one left-padded batch.
 
+Both run a speculative draft (`verify`: k+1 tokens after a slot's cache, logits of each) and
+drop its rejected tail (`rewind`); for shared buffers, see inference/draft_runs.py.
+
 Buffers live on the session's device and are bound by pointer, so on CUDA the cache never leaves
 the GPU; the same code runs on the CPU, which is how the tests cover it.
 """
@@ -24,6 +27,7 @@ from typing import Protocol
 import numpy as np
 import onnxruntime as ort
 
+from inference.draft_runs import SharedDraftRuns, idle_rows
 from inference.kv_device import KVDevice, KVSnapshot, kv_bytes
 from inference.model import ModelInfo
 from inference.session import LOGITS_FROM, LOGITS_POSITIONS, create_session, last_position_graph
@@ -145,6 +149,7 @@ class SharedKVRunner(_RunnerBase):
         )
         # reused across prompts: a fresh multi-megabyte output per prompt costs page faults
         self._prompt_logits = np.empty(0, self._logits.dtype)
+        self._drafts = SharedDraftRuns(self)
 
     def _row_pointer(self, index: int, slot: int) -> int:
         return self._pointers[index] + slot * self._row_bytes
@@ -168,9 +173,8 @@ class SharedKVRunner(_RunnerBase):
         self.lengths[slot] = position
         return logits
 
-    def _run_prompt(self, slot: int, tokens: Sequence[int], past: int, last: int = 1) -> np.ndarray:
-        """Run prompt tokens at positions [past, past + len) of `slot`; logits of the last `last`
-        of them (last, vocab) when `last` > 1, else of the last one (vocab,)."""
+    def _run_prompt(self, slot: int, tokens: Sequence[int], past: int) -> np.ndarray:
+        """Run prompt tokens at positions [past, past + len) of `slot`; logits of the last one."""
         count = len(tokens)
         binding = self.session.io_binding()
         binding.bind_cpu_input("input_ids", np.asarray(tokens, np.int64).reshape(1, count))
@@ -191,22 +195,16 @@ class SharedKVRunner(_RunnerBase):
                     name, self.device.type, 0, self.device.kv_dtype, list(self._row_shape), pointer
                 )
         vocab = self.info.vocab_size
-        rows = self._logit_rows(binding, count, last)
+        rows = self._logit_rows(binding, count, 1)
         if self._prompt_logits.size < rows * vocab:
             self._prompt_logits = np.empty(self.prefill_chunk * vocab, self._logits.dtype)
         logits = self._prompt_logits[: rows * vocab].reshape(1, rows, vocab)
         binding.bind_output("logits", "cpu", 0, logits.dtype, [1, rows, vocab], logits.ctypes.data)
         self.session.run_with_iobinding(binding)
-        return np.array(logits[0, -last:] if last > 1 else logits[0, -1], np.float32)
+        return np.array(logits[0, -1], np.float32)
 
     def verify(self, slot: int, tokens: Sequence[int]) -> np.ndarray:
-        past = int(self.lengths[slot])
-        assert past + len(tokens) <= self.max_length, f"slot {slot} has no room for the draft"
-        assert len(tokens) <= self.prefill_chunk, "a draft fits one prompt chunk's buffers"
-        logits = self._run_prompt(slot, tokens, past, last=len(tokens))
-        self._mask[slot, past : past + len(tokens)] = 1
-        self.lengths[slot] = past + len(tokens)
-        return logits.reshape(len(tokens), -1)
+        return self._drafts.run(slot, tokens)
 
     def rewind(self, slot: int, length: int) -> None:
         # GroupQueryAttention writes and reads a row up to its mask's length: the positions past
@@ -233,10 +231,8 @@ class SharedKVRunner(_RunnerBase):
         if rows != self._decode_rows or self._decode_binding is None:
             self._decode_binding = self._bind_decode(rows)
             self._decode_rows = rows
-        # A row below `rows` that sits this step out (verifying a draft on its own) still runs,
-        # and GroupQueryAttention writes its token at the row's length: one position past it,
-        # then, where nothing valid is overwritten.
-        idle = [] if len(slots) == rows else self._idle_rows(slots, rows)
+        # a held row that sits this step out still runs: its write must land past its cache
+        idle = [] if len(slots) == rows else idle_rows(lengths, slots, rows, self.max_length)
         for slot in idle:
             mask[slot, lengths[slot]] = 1
         self.session.run_with_iobinding(self._decode_binding)
@@ -247,11 +243,6 @@ class SharedKVRunner(_RunnerBase):
             logits = logits[np.asarray(slots)]
         # a view of the output buffer: valid until the next step
         return logits if logits.dtype == np.float32 else logits.astype(np.float32)
-
-    def _idle_rows(self, slots: Sequence[int], rows: int) -> list[int]:
-        """Rows below `rows` that hold a sequence but are not decoded this step."""
-        held = [s for s in range(rows) if 0 < self.lengths[s] < self.max_length]
-        return sorted(set(held) - set(slots))
 
     def _bind_decode(self, rows: int) -> ort.IOBinding:
         """Bind the first `rows` rows of every buffer; the arrays are edited in place per step."""
