@@ -41,6 +41,7 @@ class ModelSpec:
     pro_dir: Path
     device: str
     threads: int
+    prompt_lookup: bool = True
     remote: RemoteSpec | None = None  # set when backend is remote: no local model is loaded
 
     @classmethod
@@ -50,7 +51,7 @@ class ModelSpec:
         )
         pro = Path(settings.pro_model_path).expanduser() if settings.pro_model_path else flash
         remote = RemoteSpec.from_settings(settings) if settings.backend == "remote" else None
-        return cls(flash, pro, settings.device, settings.threads, remote)
+        return cls(flash, pro, settings.device, settings.threads, settings.prompt_lookup, remote)
 
 
 def load_fix(error: BaseException) -> str:
@@ -110,7 +111,9 @@ class ModelManager:
         self.state = ModelState.LOADING
         self.error = ""
         self.changed.emit(self)
-        options = EngineOptions(device=spec.device, threads=spec.threads)
+        options = EngineOptions(
+            device=spec.device, threads=spec.threads, prompt_lookup=spec.prompt_lookup
+        )
         started = time.perf_counter()
         try:
             if spec.remote is not None:
