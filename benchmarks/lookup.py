@@ -137,8 +137,50 @@ def speedup(
         "acceptance": round(accepted / drafted, 3) if drafted else 0.0,
         "tokens_per_verify": round((accepted + drafts) / drafts, 2) if drafts else 0.0,
         "drafts_per_token": round(drafts / generated, 3) if generated else 0.0,
+        "declined_steps": delta("lookup_declined_steps"),
         "generated_tokens": generated,
         "identical_outputs": same,
+    }
+
+
+def concurrent(
+    model: Path,
+    requests_of: Callable[[Engine], list[GenerationRequest]],
+    threads: int,
+    width: int,
+) -> dict[str, Any]:
+    """Decode tokens per second (wall time less the prefills) with `width` requests at once,
+    both ways: a full batch is where a verify (k+1 tokens, one row) competes with a batched step."""
+    options = EngineOptions(device="cpu", threads=threads, max_batch=width, prefix_reuse=False)
+    plain = Engine.load(model, replace(options, prompt_lookup=False))
+    speculating = Engine.load(model, options)
+    try:
+        requests = requests_of(plain)
+        totals = {"plain": [0, 0.0], "lookup": [0, 0.0]}
+
+        async def wave(engine: Engine, part: list[GenerationRequest]) -> list[GenerationResult]:
+            return await asyncio.gather(*(engine.generate(r) for r in part))
+
+        for start in range(0, len(requests) - width + 1, width):
+            part = requests[start : start + width]
+            for name, engine in (("plain", plain), ("lookup", speculating)):
+                started = time.perf_counter()
+                results = asyncio.run(wave(engine, part))
+                # prefills run one at a time on the model thread: what is left is decoding
+                prefills = sum(r.prefill_ms for r in results) / 1000
+                totals[name][1] += time.perf_counter() - started - prefills
+                totals[name][0] += sum(max(len(r.token_ids) - 1, 0) for r in results)
+    finally:
+        plain.close()
+        speculating.close()
+    rates = {
+        name: tokens / seconds if seconds else 0.0 for name, (tokens, seconds) in totals.items()
+    }
+    return {
+        "width": width,
+        "decode_tps_plain": round(rates["plain"], 1),
+        "decode_tps_lookup": round(rates["lookup"], 1),
+        "ratio": round(rates["lookup"] / rates["plain"], 3) if rates["plain"] else None,
     }
 
 
@@ -186,6 +228,7 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--prompt-tokens", type=int, default=768)
     parser.add_argument("--threads", type=int, default=0, help="0 = physical cores")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--width", type=int, default=8, help="requests at once (0: skip)")
     parser.add_argument("--cost-only", action="store_true", help="only verify vs decode cost")
     parser.add_argument("--json", action="store_true", help="print JSON (the only output)")
     args = parser.parse_args(list(argv))
@@ -194,13 +237,15 @@ def main(argv: Sequence[str]) -> int:
         files = held_out_files(args.files, args.seed)
         report["files"] = [path for path, _ in files]
         report["new_tokens"] = args.new_tokens
-        report["real_code"] = speedup(
-            args.model,
-            lambda engine: cases(
+
+        def requests_of(engine: Engine) -> list[GenerationRequest]:
+            return cases(
                 engine, files, args.cursors, args.prompt_tokens, args.new_tokens, args.seed
-            ),
-            args.threads,
-        )
+            )
+
+        report["real_code"] = speedup(args.model, requests_of, args.threads)
+        if args.width > 1:
+            report["concurrent"] = concurrent(args.model, requests_of, args.threads, args.width)
     report["cost"] = verify_cost(args.model, args.threads, past=512, repeats=30)
     print(json.dumps(report, indent=2))
     return 0

@@ -346,7 +346,7 @@ class Scheduler:
             sequences.sort(key=_slot_of)  # in place: usually already in order
         sequences = list(sequences)  # _accept may remove finished ones from self._active
         if (lookup := self.lookup) is not None:  # rows with a draft verify it on their own
-            drafts = lookup.drafts(sequences, lambda s: s.sub.request)
+            drafts = lookup.drafts(sequences, lambda s: s.sub.request, self._step_seconds)
             for sequence, draft in drafts.items():
                 self._verify(lookup, sequence, draft)
             sequences = [s for s in sequences if s not in drafts]
@@ -380,7 +380,7 @@ class Scheduler:
         sequence.sub.runs += 1
         try:
             lookup.verify(
-                self.runner, sequence.slot, cached, [sequence.next_token, *draft],
+                self.runner, sequence, cached, [sequence.next_token, *draft],
                 lambda logits: self._sample(sequence, self._mixed(sequence, logits)),
                 lambda token: self._accept(sequence, token),
             )  # fmt: skip

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +22,9 @@ import onnx
 import pytest
 
 from inference.engine import Engine, EngineOptions
-from inference.lookup import Drafter, LookupOptions
+from inference.lookup import Drafter, LookupOptions, PromptLookup
 from inference.ngram import TokenSuffixIndex
+from inference.sampling import Sampler
 from inference.scheduler import GenerationRequest
 from tests.conftest import e2e_model_dir
 
@@ -206,6 +207,8 @@ def test_the_draft_comes_from_the_latest_occurrence_and_the_longest_match() -> N
                                 ngram_context=(7, 1, 2, 3))  # fmt: skip
     assert Drafter(request, capacity=8).draft([4], 4) == (5, [30, 31])  # cut at its document end
     assert Drafter(GenerationRequest((5, 6, 7)), capacity=4).draft([], 4) == (0, [])
+    # a match that starts at the prompt's first token
+    assert Drafter(GenerationRequest((1, 2, 3, 4, 5, 1, 2, 3)), 4).draft([], 2) == (3, [4, 5])
 
 
 def test_lookup_options_name_the_bad_value() -> None:
@@ -215,3 +218,56 @@ def test_lookup_options_name_the_bad_value() -> None:
         LookupOptions(max_draft=16)
     with pytest.raises(ValueError, match="min_match must be >= 1, got 0"):
         LookupOptions(min_match=0)
+
+
+@dataclass(eq=False)
+class _Row:
+    """A scheduler row as the speculation sees it."""
+
+    drafter: Drafter | None
+    slot: int
+    generated: list[int] = field(default_factory=list)
+    limit: int = 32
+    sampler: Sampler = field(default_factory=Sampler)
+
+
+# every row's context repeats its prompt: each has a draft of 8
+PROMPT = (1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3)
+
+
+def _request_of(row: _Row) -> GenerationRequest:
+    return GenerationRequest(PROMPT)
+
+
+def _rows(count: int) -> list[_Row]:
+    return [_Row(None, slot) for slot in range(count)]
+
+
+def test_drafts_run_alone_but_not_where_a_batched_step_is_worth_more() -> None:
+    lookup = PromptLookup()
+    lookup._verify_ms = {9: 1.5}  # a verify of 8 drafted tokens: 1.5 ms
+    alone = _rows(1)
+    # not measured yet: run it, to measure it
+    assert list(lookup.drafts(alone, _request_of, {})) == alone
+    # one row: a 0.5 ms step gives 1 token, the verify about 7 for 1.5 ms
+    steps = {1: [0.0005, 1]}
+    assert list(lookup.drafts(alone, _request_of, steps)) == alone
+    # eight rows: a 1 ms step gives 8 tokens; a verify per row would give 5 per ms
+    batch = _rows(8)
+    steps = {size: [0.0008 + 0.00003 * size, 1] for size in range(1, 9)}
+    assert lookup.drafts(batch, _request_of, steps) == {}
+    assert lookup.declined == 1
+    # a request whose drafts keep failing stops drafting even alone
+    failing = _rows(1)
+    failing[0].drafter = Drafter(_request_of(failing[0]), 32)
+    for _ in range(6):
+        failing[0].drafter.accepted(0, 4)
+    assert lookup.drafts(failing, _request_of, {1: [0.0005, 1]}) == {}
+
+
+def test_declined_drafts_still_run_now_and_then_so_their_cost_is_measured_again() -> None:
+    lookup = PromptLookup()
+    lookup._verify_ms = {9: 50.0}  # one slow sample (a busy machine)
+    steps = {1: [0.0005, 1]}
+    ran = [bool(lookup.drafts(_rows(1), _request_of, steps)) for _ in range(32)]
+    assert ran.count(True) == 2 and ran[15] and ran[31]
