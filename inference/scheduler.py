@@ -2,9 +2,9 @@
 
 The scheduler thread repeats one *step*: drop requests that were cancelled or ran out of time,
 admit waiting requests into free slots (each prefilled on its own, after the longest prompt prefix
-found in the prefix cache), then run one decode step for every live slot together. Requests
-therefore join and leave only at step boundaries, and a cancelled request costs at most the step
-that was already running when it was cancelled.
+found in the prefix cache), then run one decode step for every live slot together (a row with a
+worthwhile prompt-lookup draft verifies it on its own instead: inference/lookup.py). Requests
+join and leave only at step boundaries; a cancel costs at most the step already running.
 """
 
 from __future__ import annotations
