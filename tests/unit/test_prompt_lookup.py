@@ -246,28 +246,31 @@ def _rows(count: int) -> list[_Row]:
 def test_drafts_run_alone_but_not_where_a_batched_step_is_worth_more() -> None:
     lookup = PromptLookup()
     lookup._verify_ms = {9: 1.5}  # a verify of 8 drafted tokens: 1.5 ms
-    alone = _rows(1)
-    # not measured yet: run it, to measure it
-    assert list(lookup.drafts(alone, _request_of, {})) == alone
-    # one row: a 0.5 ms step gives 1 token, the verify about 7 for 1.5 ms
-    steps = {1: [0.0005, 1]}
-    assert list(lookup.drafts(alone, _request_of, steps)) == alone
     # eight rows: a 1 ms step gives 8 tokens; a verify per row would give 5 per ms
     batch = _rows(8)
     steps = {size: [0.0008 + 0.00003 * size, 1] for size in range(1, 9)}
+    # not measured yet: run them, to measure them
+    assert list(lookup.drafts(batch, _request_of, {})) == batch
     assert lookup.drafts(batch, _request_of, steps) == {}
     assert lookup.declined == 1
-    # a request whose drafts keep failing stops drafting even alone
-    failing = _rows(1)
-    failing[0].drafter = Drafter(_request_of(failing[0]), 32)
-    for _ in range(6):
-        failing[0].drafter.accepted(0, 4)
-    assert lookup.drafts(failing, _request_of, {1: [0.0005, 1]}) == {}
+    # two rows: a 0.6 ms step gives 2 tokens, a verify about 7 for 1.5 ms
+    pair = _rows(2)
+    assert list(lookup.drafts(pair, _request_of, steps)) == pair
+    # alone, a row always runs its draft...
+    alone = _rows(1)
+    lookup._verify_ms = {9: 50.0}
+    assert list(lookup.drafts(alone, _request_of, {1: [0.0005, 1]})) == alone
+    # ...until its drafts have kept failing
+    drafter = alone[0].drafter
+    assert drafter is not None
+    for _ in range(10):
+        drafter.accepted(0, 8)
+    assert lookup.drafts(alone, _request_of, {1: [0.0005, 1]}) == {}
 
 
 def test_declined_drafts_still_run_now_and_then_so_their_cost_is_measured_again() -> None:
     lookup = PromptLookup()
     lookup._verify_ms = {9: 50.0}  # one slow sample (a busy machine)
-    steps = {1: [0.0005, 1]}
-    ran = [bool(lookup.drafts(_rows(1), _request_of, steps)) for _ in range(32)]
+    steps = {2: [0.0006, 1], 1: [0.0005, 1]}
+    ran = [bool(lookup.drafts(_rows(2), _request_of, steps)) for _ in range(32)]
     assert ran.count(True) == 2 and ran[15] and ran[31]
