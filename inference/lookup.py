@@ -14,12 +14,17 @@ Trade-offs:
   distribution (temperature, top-p, mixing, constraints) and would stop being reproducible by
   seed; completions in the editor are greedy, so sampled rows decode as before.
 - Each position's token comes from the same `choose` as a plain step (mixing, forced prefix,
-  stop tokens and strings applied one token at a time, in order), so the output is exactly the
-  plain decoder's; only the number of model runs changes. Cancels and deadlines are still seen
-  at step boundaries: a verify is one step.
+  stop tokens and strings applied one token at a time, in order), so the output is the plain
+  decoder's; only the number of model runs changes. With float32 products that is bit for bit;
+  int4 MatMulNBits at accuracy level 4 (int8 activations) rounds an occasional block of a
+  several-row product differently from a one-row product, as a batched step or a prefill
+  already does, which can flip a near-tie (39 of 40 held-out continuations came out the same).
+  Cancels and deadlines are still seen at step boundaries: a verify is one step.
 - A drafted row runs on its own (k+1 tokens on its slot's cache) while the rows without a draft
-  decode together. On a CPU a forward is bound by reading the weights, so k+1 tokens cost little
-  more than one; a short match is a poor guess, so a draft needs `min_match` matched tokens.
+  decode together. On this CPU, int4 products of 9 rows cost about 2.8 one-row steps (they are
+  compute-bound, not bound by reading the weights), so a draft needs `min_match` matched tokens,
+  a request whose drafts keep failing stops drafting, and in a batch of several rows a draft
+  runs only if the measured costs say it yields more tokens per millisecond than the batch.
 - The rejected tail's cache positions are dropped by `Runner.rewind` (a length reset for
   shared buffers, a slice for concatenating graphs).
 """
