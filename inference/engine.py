@@ -8,6 +8,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from inference.lookup import PromptLookup
 from inference.model import ModelInfo, load_model_info
 from inference.prefix_cache import PrefixBudget, PrefixCache
 from inference.runners import make_runner
@@ -29,6 +30,8 @@ class EngineOptions:
     max_batch: int = 8  # sequence slots decoded together
     prefix_cache_mb: int = 256  # memory for the KV of recent prompts
     prefix_reuse: bool = True
+    # speculative decoding: drafts from the prompt and the n-gram sources (inference/lookup.py)
+    prompt_lookup: bool = True
     # Shared with the other engines loaded together (a model's int4 and int8 variants), so that
     # prefix_cache_mb bounds their sum; None: this engine's cache has the budget to itself.
     prefix_budget: PrefixBudget | None = field(default=None, compare=False)
@@ -76,6 +79,7 @@ class Engine:
         if options.prefix_reuse and options.prefix_cache_mb > 0:
             cache = PrefixCache(options.prefix_cache_mb * 2**20, options.prefix_budget)
         scheduler = Scheduler(runner, tokenizer, cache)
+        scheduler.lookup = PromptLookup() if options.prompt_lookup else None
         scheduler.start()
         log.info(
             "engine ready: %s (%s, %s) on %s, %d slots x %d positions",

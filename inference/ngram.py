@@ -147,8 +147,9 @@ class TokenSuffixIndex:
     def _continuations(
         self, lo: int, hi: int, length: int, skip: tuple[int, int] | None = None
     ) -> np.ndarray:
-        """Next tokens after up to SAMPLE live occurrences in suffix-array rows [lo, hi), none
-        of them starting in tokens [skip[0], skip[1])."""
+        """Where the next token is after up to SAMPLE live occurrences in suffix-array rows
+        [lo, hi), none of them starting in tokens [skip[0], skip[1]) nor followed by the end of
+        their document."""
         if hi - lo > SAMPLE:
             rows = np.linspace(lo, hi - 1, SAMPLE).astype(np.int64)
             positions = self.suffix_array[rows]
@@ -159,8 +160,7 @@ class TokenSuffixIndex:
             positions = positions[(positions < skip[0]) | (positions >= skip[1])]
         after = positions + length
         after = after[after < len(self.tokens)]
-        following = self.tokens[after]
-        return following[following != self.separator]
+        return after[self.tokens[after] != self.separator]
 
     def longest_match(
         self,
@@ -173,6 +173,42 @@ class TokenSuffixIndex:
         occurrences starting in tokens [skip[0], skip[1]) left out. `at_most` (when > 0) is a
         known bound, the previous step's length plus one: tried first, it is usually the answer,
         and one range search replaces a bisection."""
+        found = self._longest(context, max_length, skip, at_most)
+        if found is None:
+            return None
+        length, after, occurrences = found
+        values, counts = np.unique(self.tokens[after], return_counts=True)
+        return Match(length, dict(zip(values.tolist(), counts.tolist(), strict=True)), occurrences)
+
+    def draft(
+        self,
+        context: Sequence[int],
+        count: int,
+        skip: tuple[int, int] | None = None,
+        at_most: int = 0,
+    ) -> tuple[int, list[int]]:
+        """(match length, up to `count` tokens that followed it): the longest suffix of
+        `context` found here, continued as one occurrence with the most common next token
+        went on, up to the end of its document. (0, []) when nothing matches."""
+        found = self._longest(context, MAX_MATCH, skip, at_most)
+        if found is None:
+            return 0, []
+        length, after, _ = found
+        following = self.tokens[after]
+        values, counts = np.unique(following, return_counts=True)
+        start = int(after[int(np.flatnonzero(following == values[int(np.argmax(counts))])[0])])
+        tokens = self.tokens[start : start + count]
+        ends = np.flatnonzero(tokens == self.separator)
+        return length, tokens[: int(ends[0]) if ends.size else len(tokens)].tolist()
+
+    def _longest(
+        self,
+        context: Sequence[int],
+        max_length: int,
+        skip: tuple[int, int] | None,
+        at_most: int,
+    ) -> tuple[int, np.ndarray, int] | None:
+        """(length, where the sampled continuations are, occurrences) of the longest match."""
         if not len(self.tokens) or not context:
             return None
         tail = np.asarray(context[-max_length:], dtype=np.int64)
@@ -189,17 +225,13 @@ class TokenSuffixIndex:
             length = high if first and at_most > 0 else (low + high) // 2
             first = False
             lo, hi = self._range(encoded[len(encoded) - length * w :])
-            following = self._continuations(lo, hi, length, skip) if hi > lo else None
-            if following is not None and following.size:
-                best = (length, following, hi - lo)
+            after = self._continuations(lo, hi, length, skip) if hi > lo else None
+            if after is not None and after.size:
+                best = (length, after, hi - lo)
                 low = length + 1
             else:
                 high = length - 1
-        if best is None:
-            return None
-        length, following, occurrences = best
-        values, counts = np.unique(following, return_counts=True)
-        return Match(length, dict(zip(values.tolist(), counts.tolist(), strict=True)), occurrences)
+        return best
 
 
 class NgramSource(Protocol):
@@ -229,6 +261,15 @@ class Without:
         at_most: int = 0,
     ) -> Match | None:
         return self.index.longest_match(context, max_length, (self.start, self.end), at_most)
+
+    def draft(
+        self,
+        context: Sequence[int],
+        count: int,
+        skip: tuple[int, int] | None = None,
+        at_most: int = 0,
+    ) -> tuple[int, list[int]]:
+        return self.index.draft(context, count, (self.start, self.end), at_most)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,9 @@ A runner owns the KV cache of `max_batch` sequence slots and runs the decoder on
   keeps the `present` values of its last run and feeds them back as `past`; slots decoding
   together on the CPU run as one left-padded batch.
 
+Both run a speculative draft (`verify`: k+1 tokens after a slot's cache, logits of each) and
+drop its rejected tail (`rewind`); for shared buffers, see inference/draft_runs.py.
+
 Buffers live on the session's device and are bound by pointer, so on CUDA the cache never leaves
 the GPU; the same code runs on the CPU, which is how the tests cover it.
 """
@@ -24,9 +27,10 @@ from typing import Protocol
 import numpy as np
 import onnxruntime as ort
 
+from inference.draft_runs import SharedDraftRuns, idle_rows
 from inference.kv_device import KVDevice, KVSnapshot, kv_bytes
 from inference.model import ModelInfo
-from inference.session import create_session, last_position_graph
+from inference.session import LOGITS_FROM, LOGITS_POSITIONS, create_session, last_position_graph
 
 # Bounds on the per-run buffers of a prompt chunk: attention scores and logits.
 PREFILL_SCORE_BYTES = 64 * 2**20
@@ -46,6 +50,15 @@ class Runner(Protocol):
 
     def decode(self, slots: Sequence[int], tokens: Sequence[int]) -> np.ndarray:
         """One new token per slot; logits (len(slots), vocab)."""
+        ...
+
+    def verify(self, slot: int, tokens: Sequence[int]) -> np.ndarray:
+        """Run `tokens` after the slot's cache; logits of every one of them (len(tokens), vocab).
+        A speculative draft's check: `rewind` then drops the positions that were not accepted."""
+        ...
+
+    def rewind(self, slot: int, length: int) -> None:
+        """Keep only the first `length` positions of the slot's cache."""
         ...
 
     def snapshot(self, slot: int, length: int) -> KVSnapshot: ...
@@ -74,11 +87,24 @@ class _RunnerBase:
         self.lengths = np.zeros(max_batch, np.int64)  # valid KV positions per slot
         # False once last_position_graph has rewritten the head: one logits row per run
         logits_shape = next(o.shape for o in session.get_outputs() if o.name == "logits")
-        self.logits_per_token = logits_shape[1] != 1
+        self.logits_per_token = logits_shape[1] not in (1, LOGITS_POSITIONS)
+        # a rewritten head (session.last_position_graph) gives the last n rows when asked
+        self._logits_window = LOGITS_FROM in {i.name for i in session.get_inputs()}
+        self._last_row = np.array([-1], np.int64)  # bound by pointer: must outlive the bindings
         self._allocate()
 
     def _allocate(self) -> None:
         """Per-layout state, once the common fields are set."""
+
+    def _logit_rows(self, binding: ort.IOBinding, count: int, last: int) -> int:
+        """Rows of logits a run of `count` tokens returns when the last `last` are wanted."""
+        if self.logits_per_token:
+            return count
+        if self._logits_window:
+            binding.bind_cpu_input(LOGITS_FROM, np.array([-last], np.int64))
+            return last
+        assert last == 1, "this graph's head gives only the last position"
+        return 1
 
 
 class SharedKVRunner(_RunnerBase):
@@ -123,6 +149,7 @@ class SharedKVRunner(_RunnerBase):
         )
         # reused across prompts: a fresh multi-megabyte output per prompt costs page faults
         self._prompt_logits = np.empty(0, self._logits.dtype)
+        self._drafts = SharedDraftRuns(self)
 
     def _row_pointer(self, index: int, slot: int) -> int:
         return self._pointers[index] + slot * self._row_bytes
@@ -168,13 +195,23 @@ class SharedKVRunner(_RunnerBase):
                     name, self.device.type, 0, self.device.kv_dtype, list(self._row_shape), pointer
                 )
         vocab = self.info.vocab_size
-        rows = count if self.logits_per_token else 1
+        rows = self._logit_rows(binding, count, 1)
         if self._prompt_logits.size < rows * vocab:
             self._prompt_logits = np.empty(self.prefill_chunk * vocab, self._logits.dtype)
         logits = self._prompt_logits[: rows * vocab].reshape(1, rows, vocab)
         binding.bind_output("logits", "cpu", 0, logits.dtype, [1, rows, vocab], logits.ctypes.data)
         self.session.run_with_iobinding(binding)
         return np.array(logits[0, -1], np.float32)
+
+    def verify(self, slot: int, tokens: Sequence[int]) -> np.ndarray:
+        return self._drafts.run(slot, tokens)
+
+    def rewind(self, slot: int, length: int) -> None:
+        # GroupQueryAttention writes and reads a row up to its mask's length: the positions past
+        # it are never read, and the next step overwrites them
+        assert 1 <= length <= self.lengths[slot]
+        self._mask[slot, length:] = 0
+        self.lengths[slot] = length
 
     def decode(self, slots: Sequence[int], tokens: Sequence[int]) -> np.ndarray:
         rows = max(slots) + 1
@@ -194,7 +231,13 @@ class SharedKVRunner(_RunnerBase):
         if rows != self._decode_rows or self._decode_binding is None:
             self._decode_binding = self._bind_decode(rows)
             self._decode_rows = rows
+        # a held row that sits this step out still runs: its write must land past its cache
+        idle = [] if len(slots) == rows else idle_rows(lengths, slots, rows, self.max_length)
+        for slot in idle:
+            mask[slot, lengths[slot]] = 1
         self.session.run_with_iobinding(self._decode_binding)
+        for slot in idle:
+            mask[slot, lengths[slot]] = 0
         logits = self._logits[:rows, 0]
         if len(slots) != rows:
             logits = logits[np.asarray(slots)]
@@ -212,6 +255,8 @@ class SharedKVRunner(_RunnerBase):
             binding.bind_input(
                 "position_ids", "cpu", 0, np.int64, [rows, 1], self._positions.ctypes.data
             )
+        if self._logits_window:
+            binding.bind_input(LOGITS_FROM, "cpu", 0, np.int64, [1], self._last_row.ctypes.data)
         shape = [rows, *self._row_shape[1:]]
         for name, pointer in zip(self.device.kv_names, self._pointers, strict=True):
             binding.bind_input(name, self.device.type, 0, self.device.kv_dtype, shape, pointer)
@@ -274,9 +319,12 @@ class ConcatKVRunner(_RunnerBase):
         past: Sequence[ort.OrtValue],
         mask: np.ndarray,  # (rows, past width + new tokens)
         positions: np.ndarray,  # (rows, new tokens)
+        last: int = 1,
     ) -> tuple[list[ort.OrtValue], np.ndarray]:
-        """Present values and the last position's logits (rows, vocab)."""
+        """Present values and the last position's logits (rows, vocab), or the last `last`
+        positions' (rows, last, vocab) when `last` > 1."""
         binding = self.session.io_binding()
+        self._logit_rows(binding, tokens.shape[1], last)
         binding.bind_cpu_input("input_ids", tokens)
         binding.bind_cpu_input("attention_mask", mask)
         if self.info.has_position_ids:
@@ -290,10 +338,12 @@ class ConcatKVRunner(_RunnerBase):
         binding.bind_output("logits", "cpu")
         self.session.run_with_iobinding(binding)
         outputs = binding.get_outputs()
-        return list(outputs[:-1]), np.asarray(outputs[-1].numpy()[:, -1], np.float32)
+        logits = outputs[-1].numpy()
+        rows = logits[:, -last:] if last > 1 else logits[:, -1]
+        return list(outputs[:-1]), np.asarray(rows, np.float32)
 
     def _run_slot(
-        self, slot: int, tokens: Sequence[int], past: Sequence[ort.OrtValue]
+        self, slot: int, tokens: Sequence[int], past: Sequence[ort.OrtValue], last: int = 1
     ) -> np.ndarray:
         start = int(self.lengths[slot])
         end = start + len(tokens)
@@ -302,10 +352,28 @@ class ConcatKVRunner(_RunnerBase):
             past,
             np.ones((1, end), np.int64),
             np.arange(start, end, dtype=np.int64)[None],
+            last,
         )
         self._past[slot] = present
         self.lengths[slot] = end
         return logits[0]
+
+    def verify(self, slot: int, tokens: Sequence[int]) -> np.ndarray:
+        if self._batch is not None and slot in self._batch.slots:
+            self._unpack()
+        past = self._past[slot]
+        assert past is not None, f"slot {slot} has no sequence"
+        return self._run_slot(slot, tokens, past, last=len(tokens)).reshape(len(tokens), -1)
+
+    def rewind(self, slot: int, length: int) -> None:
+        # the present values hold every position run: keep a copy of the accepted ones
+        if self._batch is not None and slot in self._batch.slots:
+            self._unpack()
+        past = self._past[slot]
+        assert past is not None and 1 <= length <= self.lengths[slot]
+        if length < self.lengths[slot]:
+            self._past[slot] = self.device.slice_kv(past, length)
+            self.lengths[slot] = length
 
     def prefill(
         self, slot: int, tokens: Sequence[int], reuse: KVSnapshot | None, reused: int

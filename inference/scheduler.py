@@ -2,9 +2,9 @@
 
 The scheduler thread repeats one *step*: drop requests that were cancelled or ran out of time,
 admit waiting requests into free slots (each prefilled on its own, after the longest prompt prefix
-found in the prefix cache), then run one decode step for every live slot together. Requests
-therefore join and leave only at step boundaries, and a cancelled request costs at most the step
-that was already running when it was cancelled.
+found in the prefix cache), then run one decode step for every live slot together (a row with a
+worthwhile prompt-lookup draft verifies it on its own instead: inference/lookup.py). Requests
+join and leave only at step boundaries; a cancel costs at most the step already running.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Literal, get_args
 import numpy as np
 
 from inference.forcing import ForcedPrefixIndex, constrain
+from inference.lookup import Drafter, PromptLookup
 from inference.ngram import NgramMixer, NgramSource
 from inference.prefix_cache import PrefixCache
 from inference.runners import Runner
@@ -111,6 +112,7 @@ class _Sequence:
     forced: str = ""  # what is left to write of the request's forced prefix
     after_blank: bool = False  # the forced prefix just ended in a blank: no blank may follow
     mixer: NgramMixer | None = None
+    drafter: Drafter | None = None  # made at its first decode step when prompt lookup is on
 
 
 def _slot_of(sequence: _Sequence) -> int:
@@ -124,6 +126,7 @@ class Scheduler:
         self, runner: Runner, tokenizer: Tokenizer, prefix_cache: PrefixCache | None
     ) -> None:
         self.runner = runner
+        self.lookup: PromptLookup | None = None  # speculative decoding, set before start()
         self.tokenizer = tokenizer
         self.prefix_cache = prefix_cache
         self._cond = threading.Condition()
@@ -195,6 +198,8 @@ class Scheduler:
             # list() copies in one C call: the model thread may add a size meanwhile
             for size, (seconds, count) in sorted(list(self._step_seconds.items()))
         }
+        if self.lookup is not None:
+            stats.update(self.lookup.stats())
         cache = self.prefix_cache
         if cache is not None:
             stats["prefix_cache"] = {
@@ -341,16 +346,20 @@ class Scheduler:
         if len(sequences) > 1:
             sequences.sort(key=_slot_of)  # in place: usually already in order
         sequences = list(sequences)  # _accept may remove finished ones from self._active
+        if (lookup := self.lookup) is not None:  # rows with a draft verify it on their own
+            drafts = lookup.drafts(sequences, lambda s: s.sub.request, self._step_seconds)
+            for sequence, draft in drafts.items():
+                self._verify(lookup, sequence, draft)
+            sequences = [s for s in sequences if s not in drafts]
+            if not sequences:
+                return
         slots = [s.slot for s in sequences]
         started = time.perf_counter()
         try:
             logits = self.runner.decode(slots, [s.next_token for s in sequences])
         except Exception as error:
             log.exception("decode step failed")
-            for sequence in sequences:
-                self._release(sequence)
-                self.counters["failed"] += 1
-                sequence.sub.on_done(error)
+            self._fail(sequences, error)
             return
         self.counters["decode_steps"] += 1
         self.counters["batched_rows"] += len(sequences)
@@ -366,6 +375,25 @@ class Scheduler:
                 self._accept(sequence, self._sample(sequence, logits[row]))
             else:
                 self._accept(sequence, greedy[row])
+
+    def _verify(self, lookup: PromptLookup, sequence: _Sequence, draft: list[int]) -> None:
+        cached = len(sequence.sub.request.prompt_ids) + len(sequence.generated) - 1
+        sequence.sub.runs += 1
+        try:
+            lookup.verify(
+                self.runner, sequence, cached, [sequence.next_token, *draft],
+                lambda logits: self._sample(sequence, self._mixed(sequence, logits)),
+                lambda token: self._accept(sequence, token),
+            )  # fmt: skip
+        except Exception as error:
+            log.exception("draft verification failed")
+            self._fail([sequence], error)
+
+    def _fail(self, sequences: list[_Sequence], error: Exception) -> None:
+        for sequence in sequences:
+            self._release(sequence)
+            self.counters["failed"] += 1
+            sequence.sub.on_done(error)
 
     def _mixed(self, sequence: _Sequence, logits: np.ndarray) -> np.ndarray:
         """One row's logits with its workspace match mixed in (unchanged without a mixer)."""
@@ -399,11 +427,12 @@ class Scheduler:
             return sequence.sampler(constrain(logits, self._forcing_index().after_blank()))
         return sequence.sampler(logits)
 
-    def _accept(self, sequence: _Sequence, token: int) -> None:
+    def _accept(self, sequence: _Sequence, token: int) -> bool:
+        """Add one chosen token; False once the request has finished (its slot released)."""
         request = sequence.sub.request
         if token in request.stop_token_ids:
             self._finish(sequence, "stop")
-            return
+            return False
         sequence.generated.append(token)
         if sequence.mixer is not None:
             sequence.mixer.accept(token)
@@ -414,11 +443,12 @@ class Scheduler:
         tracker = sequence.tracker
         if tracker is not None and tracker.push(token):
             self._finish(sequence, "stop")
-            return
+            return False
         if len(sequence.generated) >= sequence.limit:
             self._finish(sequence, "length")
-            return
+            return False
         sequence.next_token = token
+        return True
 
     def _release(self, sequence: _Sequence) -> None:
         self._active.remove(sequence)

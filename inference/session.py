@@ -30,6 +30,11 @@ CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
 # onnxruntime IO-binding device names per provider
 DEVICE_TYPES = {CUDA: "cuda", CPU: "cpu"}
+# The rewritten head's Slice starts at this input: -1 for the last row, -n for the last n (a
+# speculative draft's verification). A plain input, not an overridable initializer: IO binding
+# cannot bind those.
+LOGITS_FROM = "flashcode_last_position_starts"
+LOGITS_POSITIONS = "flashcode_logit_positions"  # the rewritten logits' (symbolic) dim 1
 # Graphs whose weights exceed this are loaded from disk as they are (no last-position rewrite):
 # the rewrite serializes graph and weights into one protobuf, which is limited to 2 GB.
 REWRITE_MAX_BYTES = 2**30
@@ -101,6 +106,7 @@ def last_position_graph(info: ModelInfo) -> bytes | None:
 
     A prompt chunk then yields one row of logits instead of one per token: the head (hidden x
     vocab) is about a third of a small model's prefill, and only the last row is ever sampled.
+    Feeding `LOGITS_FROM` = -n gives the last n rows (a speculative draft's verification).
     """
     if info.size_bytes > REWRITE_MAX_BYTES:
         return None
@@ -118,15 +124,15 @@ def last_position_graph(info: ModelInfo) -> bytes | None:
     prefix = "flashcode_last_position"
     graph.initializer.extend(
         [
-            helper.make_tensor(f"{prefix}_starts", TensorProto.INT64, [1], [-1]),
             helper.make_tensor(f"{prefix}_ends", TensorProto.INT64, [1], [2**63 - 1]),
             helper.make_tensor(f"{prefix}_axes", TensorProto.INT64, [1], [1]),
         ]
     )
     hidden = head.input[0]
-    inputs = [hidden, f"{prefix}_starts", f"{prefix}_ends", f"{prefix}_axes"]
+    inputs = [hidden, LOGITS_FROM, f"{prefix}_ends", f"{prefix}_axes"]
     graph.node.insert(index, helper.make_node("Slice", inputs, [prefix], name=prefix))
     head.input[0] = prefix
+    graph.input.append(helper.make_tensor_value_info(LOGITS_FROM, TensorProto.INT64, [1]))
     dims[1].Clear()
-    dims[1].dim_value = 1
+    dims[1].dim_param = LOGITS_POSITIONS
     return bytes(model.SerializeToString())

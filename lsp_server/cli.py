@@ -25,6 +25,7 @@ BENCHMARKS = (
     "retrieval",
     "mixing",
     "reliability",
+    "lookup",
 )
 # Benchmarks whose module is not benchmarks/<name>.py.
 BENCH_MODULES = {"index": "benchmarks.index_bench"}

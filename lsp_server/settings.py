@@ -228,6 +228,14 @@ class Settings:
             "onnxruntime threads for one model step. 0: one per physical core.", between=(0, 256)
         ),
     )
+    prompt_lookup: bool = field(
+        default=True,
+        metadata=about(
+            "Speculative decoding: guess the next tokens from earlier occurrences of the code just"
+            " written (the buffer, the workspace) and check the guess in one model step. Faster"
+            " where code repeats; each token is still the model's own choice."
+        ),
+    )
     max_new_tokens: int = field(
         default=64,
         metadata=about("Most tokens generated for one inline suggestion.", between=(1, 1024)),

@@ -42,6 +42,7 @@ class ModelSpec:
     pro_dir: Path
     device: str
     threads: int
+    prompt_lookup: bool = True
     remote: RemoteSpec | None = None  # set when backend is remote: no local model is loaded
 
     @classmethod
@@ -51,7 +52,7 @@ class ModelSpec:
         )
         pro = Path(settings.pro_model_path).expanduser() if settings.pro_model_path else flash
         remote = RemoteSpec.from_settings(settings) if settings.backend == "remote" else None
-        return cls(flash, pro, settings.device, settings.threads, remote)
+        return cls(flash, pro, settings.device, settings.threads, settings.prompt_lookup, remote)
 
 
 def load_fix(error: BaseException) -> str:
@@ -111,7 +112,9 @@ class ModelManager:
         self.state = ModelState.LOADING
         self.error = ""
         self.changed.emit(self)
-        options = EngineOptions(device=spec.device, threads=spec.threads)
+        options = EngineOptions(
+            device=spec.device, threads=spec.threads, prompt_lookup=spec.prompt_lookup
+        )
         # One prefix-cache bound for every engine of this load, not one per variant.
         options = replace(options, prefix_budget=PrefixBudget(options.prefix_cache_mb * 2**20))
         started = time.perf_counter()

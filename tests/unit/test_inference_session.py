@@ -118,3 +118,31 @@ def test_concatenating_graph_packs_rows_of_different_lengths() -> None:
             np.testing.assert_allclose(last[0], alone.decode([0], [9])[0], rtol=1e-4, atol=1e-4)
     assert packed.lengths[1] == len(long) + 3
     assert packed.snapshot(1, len(long) + 3).length == len(long) + 3
+
+
+@pytest.mark.parametrize("name", ["qwen2-fp32", "qwen2-int4", "qwen2-optimum"])
+def test_verifying_a_draft_gives_each_position_the_logits_of_decoding_it(name: str) -> None:
+    runner = runner_for(name)
+    draft = [5, 6, 7, 8]
+    runner.prefill(0, PROMPT, None, 0)
+    runner.prefill(1, PROMPT, None, 0)
+    runner.prefill(2, PROMPT[:5], None, 0)
+    # slot 1 sits out these batched steps (as a verifying row does) and must not be disturbed
+    decoded = [runner.decode([0, 2], [token, 3])[0].copy() for token in draft]
+    verified = runner.verify(1, draft)
+    assert verified.shape == (len(draft), runner.info.vocab_size)
+    np.testing.assert_allclose(verified, np.stack(decoded), rtol=1e-4, atol=1e-4)
+    assert runner.lengths[1] == len(PROMPT) + len(draft)
+
+
+@pytest.mark.parametrize("name", ["qwen2-fp32", "qwen2-optimum"])
+def test_a_rewound_slot_continues_as_if_the_rejected_tokens_never_ran(name: str) -> None:
+    runner = runner_for(name)
+    runner.prefill(0, PROMPT, None, 0)
+    runner.prefill(1, PROMPT, None, 0)
+    runner.decode([0], [5])
+    expected = runner.decode([0], [6])[0].copy()
+    runner.verify(1, [5, 9, 9, 9])  # the draft's last three tokens are rejected
+    runner.rewind(1, len(PROMPT) + 1)
+    assert runner.lengths[1] == len(PROMPT) + 1
+    np.testing.assert_allclose(runner.decode([1], [6])[0], expected, rtol=1e-4, atol=1e-4)
