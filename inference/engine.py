@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from inference.model import ModelInfo, load_model_info
+from inference.prefill import PREFILL_CHUNK_TOKENS
 from inference.prefix_cache import PrefixCache
 from inference.runners import make_runner
 from inference.scheduler import GenerationRequest, GenerationResult, Scheduler, Submission
@@ -29,6 +30,9 @@ class EngineOptions:
     max_batch: int = 8  # sequence slots decoded together
     prefix_cache_mb: int = 256  # memory for the KV of recent prompts
     prefix_reuse: bool = True
+    # Prompt tokens run per scheduler step, decode steps of other requests between the chunks;
+    # 0: a whole prompt in one step.
+    prefill_chunk_tokens: int = PREFILL_CHUNK_TOKENS
 
     def __post_init__(self) -> None:
         if self.device not in VALID_DEVICES:
@@ -41,6 +45,11 @@ class EngineOptions:
             raise ValueError(f"max_batch must be >= 1, got {self.max_batch}")
         if self.prefix_cache_mb < 0:
             raise ValueError(f"prefix_cache_mb must be >= 0, got {self.prefix_cache_mb}")
+        if self.prefill_chunk_tokens < 0:
+            raise ValueError(
+                f"prefill_chunk_tokens must be >= 0 (0 = whole prompts), got"
+                f" {self.prefill_chunk_tokens}"
+            )
 
 
 class Engine:
@@ -72,7 +81,7 @@ class Engine:
         cache = None
         if options.prefix_reuse and options.prefix_cache_mb > 0:
             cache = PrefixCache(options.prefix_cache_mb * 2**20)
-        scheduler = Scheduler(runner, tokenizer, cache)
+        scheduler = Scheduler(runner, tokenizer, cache, options.prefill_chunk_tokens)
         scheduler.start()
         log.info(
             "engine ready: %s (%s, %s) on %s, %d slots x %d positions",
@@ -115,6 +124,32 @@ class Engine:
         except asyncio.CancelledError:
             submission.cancel()
             raise
+
+    async def warm(self, prompt_ids: tuple[int, ...], key: str = "") -> bool:
+        """Prefill `prompt_ids` into the prefix cache at the lowest priority, for a request that
+        is likely to come (the document just opened, the cursor after a pause). It runs only while
+        no request waits or decodes, yields at once to one that arrives, and is replaced by a
+        newer warm of the same `key` (the document): then it ends early, keeping the part it ran.
+        True when the whole prompt's KV is in the prefix cache; never a completion."""
+        if self._scheduler.prefix_cache is None or not prompt_ids:
+            return False
+        if len(prompt_ids) >= self.max_length:
+            prompt_ids = prompt_ids[: self.max_length - 1]
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[GenerationResult] = loop.create_future()
+
+        def done(outcome: GenerationResult | BaseException) -> None:
+            with contextlib.suppress(RuntimeError):  # the caller's event loop is already closed
+                loop.call_soon_threadsafe(_settle, future, outcome)
+
+        submission = Submission(GenerationRequest(prompt_ids, max_new_tokens=1), done, warm_key=key)
+        self._scheduler.submit(submission)
+        try:
+            result = await future
+        except asyncio.CancelledError:
+            submission.cancel()
+            raise
+        return result.finish_reason == "stop"
 
     def stats(self) -> dict[str, object]:
         return {

@@ -44,6 +44,10 @@ class Runner(Protocol):
         """Run `tokens` after the first `reused` positions of `reuse`; logits of the last token."""
         ...
 
+    def extend(self, slot: int, tokens: Sequence[int]) -> np.ndarray:
+        """Run more prompt `tokens` after what `slot` holds (a prefill resumed in chunks)."""
+        ...
+
     def decode(self, slots: Sequence[int], tokens: Sequence[int]) -> np.ndarray:
         """One new token per slot; logits (len(slots), vocab)."""
         ...
@@ -136,13 +140,25 @@ class SharedKVRunner(_RunnerBase):
             rows = [self._row_pointer(i, slot) for i in range(len(self._pointers))]
             self.device.restore_kv(reuse.values, reused, rows, self.max_length)
             position = reused
+        return self._run_prompt_chunks(slot, tokens, position)
+
+    def extend(self, slot: int, tokens: Sequence[int]) -> np.ndarray:
+        position = int(self.lengths[slot])
+        assert len(tokens) >= 1 and position + len(tokens) <= self.max_length
+        return self._run_prompt_chunks(slot, tokens, position)
+
+    def _run_prompt_chunks(self, slot: int, tokens: Sequence[int], position: int) -> np.ndarray:
         logits = np.empty(0, np.float32)
         for start in range(0, len(tokens), self.prefill_chunk):
             chunk = tokens[start : start + self.prefill_chunk]
             logits = self._run_prompt(slot, chunk, position)
             position += len(chunk)
+        # The mask also covers the next position: a decode step of other slots runs this row
+        # too (it binds rows 0..max) and writes its KV at the mask's last position, which must
+        # be one the row's next run overwrites (the next prompt chunk or its first token),
+        # never one of the prompt's.
         self._mask[slot] = 0
-        self._mask[slot, :position] = 1
+        self._mask[slot, : min(position + 1, self.max_length)] = 1
         self.lengths[slot] = position
         return logits
 
@@ -317,6 +333,14 @@ class ConcatKVRunner(_RunnerBase):
         past = reuse.values
         if reuse.length != reused:
             past = self.device.slice_kv(reuse.values, reused)
+        return self._run_slot(slot, tokens, past)
+
+    def extend(self, slot: int, tokens: Sequence[int]) -> np.ndarray:
+        if self._batch is not None and slot in self._batch.slots:
+            self._unpack()
+        past = self._past[slot]
+        assert past is not None, f"slot {slot} has no sequence"
+        assert len(tokens) >= 1 and int(self.lengths[slot]) + len(tokens) <= self.max_length
         return self._run_slot(slot, tokens, past)
 
     def decode(self, slots: Sequence[int], tokens: Sequence[int]) -> np.ndarray:
