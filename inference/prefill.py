@@ -228,8 +228,14 @@ class PromptQueue:
                     self._stop(prefill, "cancelled")
         while self.waiting and self.free_slots:
             self._begin(self.waiting.pop(0))
-        if self.warm and not (decoding or self.prefilling) and self.free_slots:
-            self._begin(self.warm.pop(0))
+        while self.warm and not (decoding or self.prefilling) and self.free_slots:
+            submission = self.warm.pop(0)
+            cache = self.prefiller.prefix_cache
+            if cache is None or not cache.covers(submission.request.prompt_ids):
+                self._begin(submission)
+            else:  # warm already: the request it was for came first, or an earlier warm
+                self.counters["warm_prefills"] += 1
+                self.end(submission, "stop", None)
         finished = self.prefiller.step(self._failed)
         for prefill, submission in self.prefilling.items():
             submission.runs = prefill.chunks

@@ -16,6 +16,7 @@ from pygls.uris import to_fs_path
 
 from lsp_server.backends.local import ModelManager
 from lsp_server.completion.pipeline import CompletionService
+from lsp_server.completion.warm import ContextWarmer
 from lsp_server.events import Signal
 from lsp_server.settings import Settings, merge
 from lsp_server.transport import serve_stdio
@@ -139,6 +140,13 @@ class FlashcodeServer(LanguageServer):
         self.settings_changed: Signal[Settings] = Signal()  # after every refresh_settings
         self.shutting_down = False
         self.configured: Signal[FlashcodeServer] = Signal()  # after settings are (re)applied
+        # didOpen / didChange, after the workspace index took the new text (one handler each)
+        self.document_opened: Signal[types.DidOpenTextDocumentParams] = Signal()
+        self.document_changed: Signal[types.DidChangeTextDocumentParams] = Signal()
+        # Prefills the likely prompt of a document in the background (features/warm_context.py).
+        self.warmer = ContextWarmer(
+            self.completions.likely_prompt, self._document_and_others, self._current_settings
+        )
         self._closers: list[Callable[[], None]] = []  # undo subscriptions to shared objects
 
     def start_io(self, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
@@ -210,6 +218,13 @@ class FlashcodeServer(LanguageServer):
             uri=uri, path=doc.path or uri, language_id=doc.language_id or "", text=doc.source
         )
 
+    def _document_and_others(self, uri: str) -> tuple[Document, list[Document]] | None:
+        document = self.document(uri)
+        return (document, self.open_documents(uri)) if document is not None else None
+
+    def _current_settings(self) -> Settings:
+        return self.settings
+
     def open_documents(self, except_uri: str) -> list[Document]:
         result = []
         for uri in list(self.workspace.text_documents):
@@ -234,6 +249,7 @@ class FlashcodeServer(LanguageServer):
         """The session is over (the process ends next): the cache writes what it counted, the
         model thread stops."""
         self.shutting_down = True
+        self.warmer.close()
         self.completions.close()
         if self.owns_models:
             self.models.close()
@@ -246,6 +262,7 @@ class FlashcodeServer(LanguageServer):
         for closer in self._closers:
             closer()
         self._closers.clear()
+        self.warmer.close()
         if self.background:
             await asyncio.wait(set(self.background), timeout=wait_s)
         self.completions.close()

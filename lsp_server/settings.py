@@ -272,6 +272,13 @@ class Settings:
             " again (token healing)."
         ),
     )
+    warm_context: bool = field(
+        default=True,
+        metadata=about(
+            "Prefill the prompt around the cursor in the background when a file is opened and"
+            " when typing pauses, so that the next suggestion starts from it."
+        ),
+    )
     cache: CacheSettings = field(
         default_factory=CacheSettings, metadata=about("The completion cache.")
     )

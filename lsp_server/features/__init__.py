@@ -17,6 +17,7 @@ from lsp_server.features import (
     status,
     unit_tests,
     usage,
+    warm_context,
     workspace_index,
 )
 from lsp_server.server import FlashcodeServer
@@ -27,7 +28,9 @@ def build_server(
 ) -> FlashcodeServer:
     """A server with every feature; `models` shares a model with other servers (TCP clients)."""
     server = FlashcodeServer(base_settings, models)
-    features = (lifecycle, inline_completion, completion, status, unit_tests, docstring, usage)
+    features = (
+        lifecycle, inline_completion, completion, status, unit_tests, docstring, usage, warm_context
+    )  # fmt: skip
     for feature in (*features, workspace_index):
         feature.register(server)
     return server
