@@ -7,6 +7,7 @@ import asyncio
 import inspect
 import itertools
 import json.decoder
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,22 @@ def spy(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> list[Run]:
     return runs
 
 
+def hold_first(engine: Engine, name: str, monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """The runner's first `name` run waits (on the model thread) until the event is set: the
+    test then acts while a prefill is between two chunks, however busy the machine is."""
+    runner: Any = engine._scheduler.runner
+    real, gate, calls = getattr(runner, name), threading.Event(), []
+
+    def held(*args: Any) -> np.ndarray:
+        calls.append(1)
+        if len(calls) == 1:
+            assert gate.wait(timeout=60), "the test never released the model thread"
+        return real(*args)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(runner, name, held)
+    return gate
+
+
 async def until(condition: Callable[[], bool]) -> None:
     for _ in range(60_000):
         if condition():
@@ -77,7 +94,7 @@ async def test_a_long_prompt_lets_the_decoding_request_go_on_between_its_chunks(
     chunk = 64
     with Engine.load(model, options(chunk)) as engine:
         runs = spy(engine, monkeypatch)
-        short = GenerationRequest(prompt_of(engine, 12, start=900), max_new_tokens=60)
+        short = GenerationRequest(prompt_of(engine, 12, start=900), max_new_tokens=200)
         long = GenerationRequest(prompt_of(engine, length), max_new_tokens=12)
         # A first request takes slot 0 and leaves it to the long prompt, so that the decoding
         # request's slot is above it: a decode step then runs the prefilling row too.
@@ -110,16 +127,17 @@ async def test_a_prefill_cancelled_between_chunks_leaves_at_once_and_keeps_its_p
 ) -> None:
     chunk = 32
     with Engine.load(model, options(chunk)) as engine:
-        runs = spy(engine, monkeypatch)
+        gate = hold_first(engine, "extend", monkeypatch)  # inside the second chunk
+        runs = spy(engine, monkeypatch)  # records a run before it is held
         request = GenerationRequest(prompt_of(engine, length), max_new_tokens=8)
         task = asyncio.ensure_future(engine.generate(request))
-        await until(lambda: len(runs) >= 2)
+        await until(lambda: len(runs) == 2)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+        gate.set()
         await until(lambda: engine.stats()["cancelled"] == 1)
-        ran = len(runs)
-        assert ran < -(-length // chunk), "it left before its prompt was all in"
+        assert len(runs) == 2, "it left at the end of the chunk that was running"
         stats = engine.stats()
         assert stats["cancelled_in_prefill"] == 1 and stats["free_slots"] == stats["slots"]
         again = await engine.generate(request)
@@ -146,12 +164,16 @@ async def test_a_warm_yields_to_a_real_request_at_the_next_chunk(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     with Engine.load(default_model_dir(), options(64)) as engine:
-        runs = spy(engine, monkeypatch)
+        gate = hold_first(engine, "extend", monkeypatch)
+        runs = spy(engine, monkeypatch)  # records a run before it is held
         warm = asyncio.ensure_future(engine.warm(prompt_of(engine, 700), key="a.py"))
-        await until(lambda: len(runs) >= 1)
+        await until(lambda: len(runs) == 2)
         real = GenerationRequest(prompt_of(engine, 20, start=900), max_new_tokens=4)
         arrived = len(runs)
-        result = await engine.generate(real)
+        answer = asyncio.ensure_future(engine.generate(real))
+        await until(lambda: engine.stats()["waiting"] == 1)
+        gate.set()
+        result = await answer
         assert not await warm  # dropped: its prompt never ran to its end
         stats = engine.stats()
     assert len(result.token_ids) == 4
@@ -161,10 +183,15 @@ async def test_a_warm_yields_to_a_real_request_at_the_next_chunk(
     assert result.reused_prompt_tokens == 0  # another document's prompt: nothing in common
 
 
-async def test_a_newer_warm_of_the_same_document_replaces_the_older() -> None:
+async def test_a_newer_warm_of_the_same_document_replaces_the_older(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     with Engine.load(default_model_dir(), options(64, max_batch=1)) as engine:
+        gate = hold_first(engine, "extend", monkeypatch)
         older = asyncio.ensure_future(engine.warm(prompt_of(engine, 700), key="a.py"))
         newer = asyncio.ensure_future(engine.warm(prompt_of(engine, 300, start=700), key="a.py"))
+        await until(lambda: engine.stats()["warm_requests"] == 2)
+        gate.set()
         assert await newer
         assert not await older
         other = await engine.warm(prompt_of(engine, 100, start=1200), key="b.py")
