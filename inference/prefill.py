@@ -36,7 +36,9 @@ if TYPE_CHECKING:  # the scheduler imports this module
 log = logging.getLogger("flashcode.inference")
 
 # Prompt tokens run per scheduler step; a decode step of the other requests runs between
-# chunks. 256 tokens cost ~50 ms on the default model's int4 CPU graph and ~0.8 s at 0.5B.
+# chunks. 256 tokens: 85 ms on the default model (2-core CPU, busy), about 0.84 s at the 0.5B
+# shape (half its verified 1,680 ms for 512). Smaller chunks stall less but run the weights more
+# often per prompt.
 PREFILL_CHUNK_TOKENS = 256
 MIN_CACHED_PROMPT = 4  # shorter prompts are not worth a cache entry
 
