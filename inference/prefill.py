@@ -123,7 +123,8 @@ class Prefiller:
         self.counters["prefill_chunks"] += 1
         if prefill.position == len(prompt):
             prefill.logits = logits
-            self.counters["prefills"] += 1
+            if not prefill.warm:  # warm ones are counted as warm_prefills
+                self.counters["prefills"] += 1
             self.store(prefill)
         return len(piece)
 
