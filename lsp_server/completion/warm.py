@@ -5,7 +5,8 @@ tokens) is prefilled, where every later one reuses most of it from the prefix ca
 prefill pays that cost while the user reads or pauses instead. The triggers (`WarmTriggers`,
 pure) set a due time per document:
 
-- the document opened: at once (the cursor is not known yet, see below);
+- the document opened: after PAUSE_S, the time a client takes to say where the cursor rests
+  (the cursor is not known yet, see below);
 - the cursor resting, from a client that says so (`flashcode/cursor`): at once;
 - a change or a completion request: after a pause of PAUSE_S with no newer event of that
   document (debounce). A request for another document than the last one (the user switched
@@ -51,7 +52,9 @@ class WarmTriggers:
     active: str | None = None  # the document of the last completion request
 
     def opened(self, uri: str, now: float) -> None:
-        self.due[uri] = now
+        # Not at once: a cursor notification that follows (a client sends one when a buffer
+        # is entered) names the prompt to warm before a guess at the file's end has started.
+        self.due[uri] = now + self.pause_s
 
     def cursor_rested(self, uri: str, cursor: int, now: float) -> None:
         self.cursors[uri] = cursor

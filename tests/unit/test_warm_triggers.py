@@ -13,11 +13,20 @@ from prompts.context import Document
 A, B = "file:///a.py", "file:///b.py"
 
 
-def test_an_opened_document_is_due_at_once_with_no_cursor_known() -> None:
+def test_an_opened_document_is_due_after_the_pause_with_no_cursor_known() -> None:
     triggers = WarmTriggers(pause_s=0.5)
     triggers.opened(A, now=10.0)
-    assert triggers.take_due(now=10.0) == [(A, None)]
+    assert triggers.take_due(now=10.25) == []
+    assert triggers.take_due(now=10.5) == [(A, None)]
     assert triggers.take_due(now=11.0) == []  # taken once
+
+
+def test_a_cursor_resting_in_a_document_just_opened_is_what_gets_warmed() -> None:
+    triggers = WarmTriggers(pause_s=0.5)
+    triggers.opened(A, now=10.0)
+    triggers.cursor_rested(A, cursor=120, now=10.25)
+    assert triggers.take_due(now=10.25) == [(A, 120)]
+    assert triggers.take_due(now=11.0) == []
 
 
 def test_typing_is_warmed_only_after_a_pause_each_change_pushing_it_back() -> None:
@@ -52,7 +61,7 @@ def test_documents_come_due_oldest_first_and_a_closed_one_is_forgotten() -> None
     triggers.opened(A, now=1.2)
     triggers.changed("file:///c.py", cursor=2, now=1.1)
     triggers.closed("file:///c.py")
-    assert triggers.take_due(now=5.0) == [(A, None), (B, 1)]
+    assert triggers.take_due(now=5.0) == [(B, 1), (A, None)]
     assert triggers.next_due() is None
 
 
