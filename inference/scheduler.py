@@ -250,7 +250,16 @@ class Scheduler:
         self._retire()
         if self._queue.busy():
             for submission, prefill in self._queue.admit(decoding=bool(self._active)):
-                self._start_decoding(submission, prefill)
+                try:
+                    self._start_decoding(submission, prefill)
+                except Exception as error:  # a failed request must not stop the others
+                    log.exception("the first token failed")
+                    self._active = [s for s in self._active if s.sub is not submission]
+                    if prefill.slot not in self._free_slots:
+                        self.runner.release(prefill.slot)
+                        self._free_slots.append(prefill.slot)
+                    self.counters["failed"] += 1
+                    submission.on_done(error)
             self._retire()  # a cancel that came during the prefills
         if self._active:
             self._decode_step()

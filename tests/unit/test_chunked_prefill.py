@@ -202,3 +202,26 @@ async def test_a_newer_warm_of_the_same_document_replaces_the_older(
 def test_the_chunk_size_is_validated() -> None:
     with pytest.raises(ValueError, match="prefill_chunk_tokens must be >= 0"):
         EngineOptions(prefill_chunk_tokens=-1)
+
+
+async def test_a_failure_on_the_first_token_fails_that_request_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with Engine.load(MODELS / "qwen2-int4", options(64, max_batch=2)) as engine:
+        scheduler: Any = engine._scheduler
+        decoding = asyncio.ensure_future(
+            engine.generate(GenerationRequest((9, 10, 11), max_new_tokens=200))
+        )
+        await until(lambda: engine.stats()["decode_steps"] > 0)
+        real_sample = scheduler._sample
+
+        def broken(*args: Any) -> int:
+            monkeypatch.setattr(scheduler, "_sample", real_sample)
+            raise RuntimeError("sampling failed")
+
+        monkeypatch.setattr(scheduler, "_sample", broken)
+        with pytest.raises(RuntimeError, match="sampling failed"):
+            await engine.generate(GenerationRequest((5, 6, 7, 8), max_new_tokens=4))
+        other = await decoding
+        stats = engine.stats()
+    assert len(other.token_ids) == 200 and stats["failed"] == 1
