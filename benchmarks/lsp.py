@@ -20,6 +20,7 @@ from typing import Any
 from lsprotocol import types
 from pygls.exceptions import JsonRpcRequestCancelled
 
+from benchmarks import open_latency
 from benchmarks.server import BenchServer
 from inference.router import default_model_dir
 
@@ -163,6 +164,10 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print JSON (the only output)")
+    open_latency.add_arguments(parser)
     args = parser.parse_args(argv)
-    print(json.dumps(asyncio.run(replay(args)), indent=2))
+    result = asyncio.run(replay(args))
+    if not args.skip_open:
+        result.update(asyncio.run(open_latency.measure(args)))
+    print(json.dumps(result, indent=2))
     return 0

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from inference.lookup import PromptLookup
 from inference.model import ModelInfo, load_model_info
+from inference.prefill import PREFILL_CHUNK_TOKENS
 from inference.prefix_cache import PrefixBudget, PrefixCache
 from inference.runners import make_runner
 from inference.scheduler import GenerationRequest, GenerationResult, Scheduler, Submission
@@ -32,6 +33,9 @@ class EngineOptions:
     prefix_reuse: bool = True
     # speculative decoding: drafts from the prompt and the n-gram sources (inference/lookup.py)
     prompt_lookup: bool = True
+    # Prompt tokens run per scheduler step, decode steps of other requests between the chunks;
+    # 0: a whole prompt in one step.
+    prefill_chunk_tokens: int = PREFILL_CHUNK_TOKENS
     # Shared with the other engines loaded together (a model's int4 and int8 variants), so that
     # prefix_cache_mb bounds their sum; None: this engine's cache has the budget to itself.
     prefix_budget: PrefixBudget | None = field(default=None, compare=False)
@@ -47,6 +51,11 @@ class EngineOptions:
             raise ValueError(f"max_batch must be >= 1, got {self.max_batch}")
         if self.prefix_cache_mb < 0:
             raise ValueError(f"prefix_cache_mb must be >= 0, got {self.prefix_cache_mb}")
+        if self.prefill_chunk_tokens < 0:
+            raise ValueError(
+                f"prefill_chunk_tokens must be >= 0 (0 = whole prompts), got"
+                f" {self.prefill_chunk_tokens}"
+            )
 
 
 class Engine:
@@ -78,7 +87,7 @@ class Engine:
         cache = None
         if options.prefix_reuse and options.prefix_cache_mb > 0:
             cache = PrefixCache(options.prefix_cache_mb * 2**20, options.prefix_budget)
-        scheduler = Scheduler(runner, tokenizer, cache)
+        scheduler = Scheduler(runner, tokenizer, cache, options.prefill_chunk_tokens)
         scheduler.lookup = PromptLookup() if options.prompt_lookup else None
         scheduler.start()
         log.info(
@@ -122,6 +131,32 @@ class Engine:
         except asyncio.CancelledError:
             submission.cancel()
             raise
+
+    async def warm(self, prompt_ids: tuple[int, ...], key: str = "") -> bool:
+        """Prefill `prompt_ids` into the prefix cache at the lowest priority, for a request that
+        is likely to come (the document just opened, the cursor after a pause). It runs only while
+        no request waits or decodes, yields at once to one that arrives, and is replaced by a
+        newer warm of the same `key` (the document): then it ends early, keeping the part it ran.
+        True when the whole prompt's KV is in the prefix cache; never a completion."""
+        if self._scheduler.prefix_cache is None or not prompt_ids:
+            return False
+        if len(prompt_ids) >= self.max_length:
+            prompt_ids = prompt_ids[: self.max_length - 1]
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[GenerationResult] = loop.create_future()
+
+        def done(outcome: GenerationResult | BaseException) -> None:
+            with contextlib.suppress(RuntimeError):  # the caller's event loop is already closed
+                loop.call_soon_threadsafe(_settle, future, outcome)
+
+        submission = Submission(GenerationRequest(prompt_ids, max_new_tokens=1), done, warm_key=key)
+        self._scheduler.submit(submission)
+        try:
+            result = await future
+        except asyncio.CancelledError:
+            submission.cancel()
+            raise
+        return result.finish_reason == "stop"
 
     def stats(self) -> dict[str, object]:
         return {

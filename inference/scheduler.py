@@ -1,10 +1,12 @@
 """Continuous batching on one model thread: slots, prefix reuse, stops, deadlines, cancellation.
 
 The scheduler thread repeats one *step*: drop requests that were cancelled or ran out of time,
-admit waiting requests into free slots (each prefilled on its own, after the longest prompt prefix
-found in the prefix cache), then run one decode step for every live slot together (a row with a
-worthwhile prompt-lookup draft verifies it on its own instead: inference/lookup.py). Requests
-join and leave only at step boundaries; a cancel costs at most the step already running.
+admit waiting requests into free slots and run one budget of prompt tokens (inference/prefill.py:
+after the longest prefix in the prefix cache, a long prompt in chunks over several steps), then
+run one decode step for every live slot together (a row with a worthwhile prompt-lookup draft
+verifies it on its own instead: inference/lookup.py). Requests join and leave only at step
+boundaries; a cancel costs at most the step already running. Warm prefills (Engine.warm) run
+only when there is nothing else to do.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 from inference.forcing import ForcedPrefixIndex, constrain
 from inference.lookup import Drafter, PromptLookup
 from inference.ngram import NgramMixer, NgramSource
+from inference.prefill import PREFILL_CHUNK_TOKENS, Prefill, PromptQueue
 from inference.prefix_cache import PrefixCache
 from inference.runners import Runner
 from inference.sampling import Sampler, TextTracker
@@ -32,7 +35,6 @@ log = logging.getLogger("flashcode.inference")
 FinishReason = Literal["stop", "length", "deadline", "cancelled", "error"]
 # Where a request was when its cancel arrived: waiting for a slot, in its prefill, decoding.
 Phase = Literal["queued", "prefill", "decode"]
-MIN_CACHED_PROMPT = 4  # shorter prompts are not worth a cache entry
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,7 @@ class GenerationRequest:
     # implied: pass them (Tokenizer.eos_token_ids) when the model should stop at end of text.
     stop_token_ids: frozenset[int] = frozenset()
     stop_strings: tuple[str, ...] = ()  # the text is cut before the first one found
-    # seconds from submission, checked at step boundaries (a prompt being prefilled finishes first)
+    # seconds from submission, checked at step boundaries (a prompt chunk being run finishes first)
     deadline_s: float | None = None
     seed: int | None = None
     # The answer must start with this text (token healing: the typed text the prompt backed off
@@ -83,6 +85,7 @@ class Submission:
     runs_at_cancel: int = 0
     phase: Phase = "queued"  # set by the model thread
     phase_at_cancel: Phase = "queued"
+    warm_key: str | None = None  # a warm prefill (Engine.warm); a newer one of its key replaces it
     _wake: Callable[[], None] | None = None
 
     def cancel(self) -> None:
@@ -123,7 +126,11 @@ class Scheduler:
     """Owns the runner; all model work happens on its thread."""
 
     def __init__(
-        self, runner: Runner, tokenizer: Tokenizer, prefix_cache: PrefixCache | None
+        self,
+        runner: Runner,
+        tokenizer: Tokenizer,
+        prefix_cache: PrefixCache | None,
+        prefill_chunk_tokens: int = PREFILL_CHUNK_TOKENS,
     ) -> None:
         self.runner = runner
         self.lookup: PromptLookup | None = None  # speculative decoding, set before start()
@@ -131,7 +138,6 @@ class Scheduler:
         self.prefix_cache = prefix_cache
         self._cond = threading.Condition()
         self._incoming: list[Submission] = []
-        self._waiting: list[Submission] = []
         self._active: list[_Sequence] = []
         self._free_slots = list(range(runner.max_batch))
         self._closed = False
@@ -154,6 +160,9 @@ class Scheduler:
         self._mixing_seconds = 0.0
         self._step_seconds: dict[int, list[float]] = {}  # batch size -> [seconds, steps]
         self._forcing: ForcedPrefixIndex | None = None  # built when the model thread starts
+        self._queue = PromptQueue(
+            runner, prefix_cache, self.counters, self._free_slots, self._end, prefill_chunk_tokens
+        )
 
     def start(self) -> None:
         self._thread.start()
@@ -164,7 +173,7 @@ class Scheduler:
             if self._closed:
                 raise RuntimeError("the engine is closed")
             self._incoming.append(submission)
-            self.counters["requests"] += 1
+            self.counters["requests" if submission.warm_key is None else "warm_requests"] += 1
             self._cond.notify()
 
     def _wake(self) -> None:
@@ -181,7 +190,7 @@ class Scheduler:
     def stats(self) -> dict[str, object]:
         stats: dict[str, object] = dict(self.counters)
         stats["active"] = len(self._active)
-        stats["waiting"] = len(self._waiting) + len(self._incoming)
+        stats.update(self._queue.stats(waiting_to_hand_over=len(self._incoming)))
         # Read while the model thread runs: exact only once no request is left (a leak check).
         free = list(self._free_slots)
         stats["slots"] = self.runner.max_batch
@@ -225,43 +234,49 @@ class Scheduler:
         # Every microsecond of Python here is paid on each token, so the lock is only taken
         # when there is something to hand over or nothing to do (reading the lists is safe).
         while not self._closed:
-            if self._incoming or not (self._waiting or self._active):
+            if self._incoming or not (self._active or self._queue.busy()):
                 with self._cond:
-                    while not (self._incoming or self._waiting or self._active or self._closed):
+                    while not (self._incoming or self._active or self._queue.busy()):
+                        if self._closed:
+                            break
                         self._cond.wait()
                     if self._closed:
                         break
-                    self._waiting.extend(self._incoming)
-                    self._incoming.clear()
+                    self._queue.take(self._incoming)
             try:
                 self._step()
             except Exception as error:  # a bug in one step must not leave callers waiting forever
                 log.exception("scheduler step failed")
                 self._fail_all(error)
-        self._waiting.extend(self._incoming)
-        self._incoming.clear()
+        self._queue.take(self._incoming)
+        self._queue.stop_all()
         for sequence in list(self._active):
             self._finish(sequence, "cancelled")
-        for submission in self._waiting:
-            submission.on_done(self._empty_result(submission, "cancelled"))
-        self._waiting.clear()
 
     def _step(self) -> None:
         self._retire()
-        if self._waiting and self._free_slots:
-            self._admit()
+        if self._queue.busy():
+            for submission, prefill in self._queue.admit(decoding=bool(self._active)):
+                try:
+                    self._start_decoding(submission, prefill)
+                except Exception as error:  # a failed request must not stop the others
+                    log.exception("the first token failed")
+                    self._active = [s for s in self._active if s.sub is not submission]
+                    if prefill.slot not in self._free_slots:
+                        self.runner.release(prefill.slot)
+                        self._free_slots.append(prefill.slot)
+                    self.counters["failed"] += 1
+                    submission.on_done(error)
             self._retire()  # a cancel that came during the prefills
         if self._active:
             self._decode_step()
 
     def _fail_all(self, error: Exception) -> None:
-        self.counters["failed"] += len(self._active) + len(self._waiting)
+        self.counters["failed"] += len(self._active)
         for sequence in list(self._active):
             self._release(sequence)
             sequence.sub.on_done(error)
-        for submission in self._waiting:
-            submission.on_done(error)
-        self._waiting.clear()
+        self._queue.fail_all(error)
 
     def _expired(self, submission: Submission, now: float) -> bool:
         deadline = submission.request.deadline_s
@@ -278,49 +293,12 @@ class Scheduler:
                 self._finish(sequence, "cancelled")
             elif self._expired(sequence.sub, now):
                 self._finish(sequence, "deadline")
-        for submission in list(self._waiting):
-            reason: FinishReason | None = None
-            if submission.cancelled:
-                reason = "cancelled"
-            elif self._expired(submission, now):
-                reason = "deadline"
-            if reason is not None:
-                self._waiting.remove(submission)
-                self._count_finish(submission, reason)
-                submission.on_done(self._empty_result(submission, reason))
+        self._queue.retire(lambda submission: self._expired(submission, now))
 
-    def _admit(self) -> None:
-        while self._waiting and self._free_slots:
-            submission = self._waiting.pop(0)
-            slot = min(self._free_slots)
-            self._free_slots.remove(slot)
-            submission.phase = "prefill"
-            try:
-                self._prefill(submission, slot)
-            except Exception as error:  # a failed request must not stop the others
-                log.exception("prefill failed")
-                self._active = [s for s in self._active if s.sub is not submission]
-                if slot not in self._free_slots:
-                    self.runner.release(slot)
-                    self._free_slots.append(slot)
-                self.counters["failed"] += 1
-                submission.on_done(error)
-
-    def _prefill(self, submission: Submission, slot: int) -> None:
-        request = submission.request
-        prompt = request.prompt_ids
-        started = time.perf_counter()
-        found = None
-        if self.prefix_cache is not None:
-            # at least one prompt token must run to give the next token's logits
-            found = self.prefix_cache.lookup(prompt, len(prompt) - 1)
-        snapshot, reused = found if found else (None, 0)
-        logits = self.runner.prefill(slot, prompt[reused:], snapshot, reused)
-        submission.runs += 1
-        self.counters["prefills"] += 1
-        cache = self.prefix_cache
-        if cache is not None and len(prompt) >= MIN_CACHED_PROMPT and not cache.covers(prompt):
-            cache.store(prompt, self.runner.snapshot(slot, len(prompt)))
+    def _start_decoding(self, submission: Submission, prefill: Prefill) -> None:
+        request, slot, started = submission.request, prefill.slot, prefill.started
+        prompt, logits = request.prompt_ids, prefill.logits
+        assert logits is not None, "a request decodes once its whole prompt has run"
         sequence = _Sequence(
             sub=submission,
             slot=slot,
@@ -329,7 +307,7 @@ class Scheduler:
             if request.stop_strings
             else None,
             limit=min(request.max_new_tokens, self.runner.max_length - len(prompt)),
-            reused=reused,
+            reused=prefill.reused,
             prefill_ms=(time.perf_counter() - started) * 1000,
             queue_ms=(started - submission.submitted) * 1000,
             forced=request.forced_prefix,
@@ -486,14 +464,21 @@ class Scheduler:
         )
         submission.on_done(result)
 
-    def _empty_result(self, submission: Submission, reason: FinishReason) -> GenerationResult:
-        return GenerationResult(
+    def _end(self, submission: Submission, reason: FinishReason, prefill: Prefill | None) -> None:
+        """A submission that leaves without decoding: before or during its prefill, or a warm."""
+        if submission.warm_key is None:
+            self._count_finish(submission, reason)
+        now = time.perf_counter()
+        started = prefill.started if prefill is not None else now
+        result = GenerationResult(
             token_ids=[],
             text="",
             finish_reason=reason,
             prompt_tokens=len(submission.request.prompt_ids),
-            reused_prompt_tokens=0,
-            prefill_ms=0.0,
-            total_ms=(time.perf_counter() - submission.submitted) * 1000,
+            reused_prompt_tokens=prefill.reused if prefill is not None else 0,
+            prefill_ms=(now - started) * 1000,
+            total_ms=(now - submission.submitted) * 1000,
             steps=submission.runs,
+            queue_ms=(started - submission.submitted) * 1000,
         )
+        submission.on_done(result)

@@ -16,6 +16,7 @@ from pygls.uris import to_fs_path
 
 from lsp_server.backends.local import ModelManager
 from lsp_server.completion.pipeline import CompletionService
+from lsp_server.completion.warm import ContextWarmer
 from lsp_server.events import Signal
 from lsp_server.native_memory import IdleTrimmer
 from lsp_server.settings import Settings, merge
@@ -143,6 +144,13 @@ class FlashcodeServer(LanguageServer):
         self.settings_changed: Signal[Settings] = Signal()  # after every refresh_settings
         self.shutting_down = False
         self.configured: Signal[FlashcodeServer] = Signal()  # after settings are (re)applied
+        # didOpen / didChange, after the workspace index took the new text (one handler each)
+        self.document_opened: Signal[types.DidOpenTextDocumentParams] = Signal()
+        self.document_changed: Signal[types.DidChangeTextDocumentParams] = Signal()
+        # Prefills the likely prompt of a document in the background (features/warm_context.py).
+        self.warmer = ContextWarmer(
+            self.completions.likely_prompt, self._document_and_others, self._current_settings
+        )
         self._closers: list[Callable[[], None]] = []  # undo subscriptions to shared objects
         # `flashcode serve --log-level`: a level asked for on the command line (to debug a
         # session) wins over the editor's logLevel setting, which usually just carries the default.
@@ -218,6 +226,13 @@ class FlashcodeServer(LanguageServer):
             uri=uri, path=doc.path or uri, language_id=doc.language_id or "", text=doc.source
         )
 
+    def _document_and_others(self, uri: str) -> tuple[Document, list[Document]] | None:
+        document = self.document(uri)
+        return (document, self.open_documents(uri)) if document is not None else None
+
+    def _current_settings(self) -> Settings:
+        return self.settings
+
     def open_documents(self, except_uri: str) -> list[Document]:
         result = []
         for uri in list(self.workspace.text_documents):
@@ -249,6 +264,7 @@ class FlashcodeServer(LanguageServer):
         model thread stops."""
         self.shutting_down = True
         self.memory.close()
+        self.warmer.close()
         self.completions.close()
         if self.owns_models:
             self.models.close()
@@ -262,6 +278,7 @@ class FlashcodeServer(LanguageServer):
         for closer in self._closers:
             closer()
         self._closers.clear()
+        self.warmer.close()
         if self.background:
             await asyncio.wait(set(self.background), timeout=wait_s)
         self.completions.close()

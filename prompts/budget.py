@@ -75,6 +75,17 @@ class BudgetShares:
 
 # Guesses from the measured characters per token before plain bisection takes over.
 _INTERPOLATION_STEPS = 4
+# A trimmed prefix starts at a line whose number in the file is a multiple of this. Cut at the
+# first line that fits, the start moves down a line whenever the code before the cursor grows
+# by a line's worth of tokens, and with it every token of the prompt after the header: the KV
+# of the previous prompt (prefix cache, warm context) is then lost on a keystroke. Aligned, the
+# start moves once every PREFIX_ALIGN_LINES such steps, for on average half that many lines of
+# context fewer. (Measured at the 0.5B shape: the first keystroke after a warm kept 48 of 1,016
+# prompt tokens at 3 of 4 cursor lines unaligned.)
+PREFIX_ALIGN_LINES = 8
+# Below this many lines the prefix is cut at the first line that fits: aligning it would cost
+# too large a part of a short prefix.
+ALIGN_MIN_PREFIX_LINES = 4 * PREFIX_ALIGN_LINES
 
 
 class _Encoder:
@@ -194,6 +205,29 @@ def keep_start(text: str, limit: int, tokenizer: TokenizerLike) -> tuple[str, li
     line = window[: end if end != -1 else size]
     found = _fit(range(len(line), 0, -1), lambda n: line[:n], encoder, limit)
     return found if found is not None else ("", [])
+
+
+def _aligned_prefix(
+    prefix_full: str, prefix: str, ids: list[int], tokenizer: _Encoder
+) -> tuple[str, list[int]]:
+    """A trimmed prefix of at least ALIGN_MIN_PREFIX_LINES lines moved down to the next line
+    whose number is a multiple of PREFIX_ALIGN_LINES."""
+    cut = len(prefix_full) - len(prefix)
+    if cut == 0 or prefix_full[cut - 1] != "\n":  # whole, or cut inside a line
+        return prefix, ids
+    if prefix.count("\n") < ALIGN_MIN_PREFIX_LINES:
+        return prefix, ids
+    first_line = prefix_full.count("\n", 0, cut)
+    drop = -first_line % PREFIX_ALIGN_LINES
+    start = 0
+    for _ in range(drop):
+        newline = prefix.find("\n", start)
+        if newline == -1:
+            break
+        start = newline + 1
+    if start == 0 or start >= len(prefix):
+        return prefix, ids
+    return prefix[start:], tokenizer.encode(prefix[start:])
 
 
 def _special_id(tokenizer: TokenizerLike, token: str, template: FimTemplate) -> int:
@@ -371,7 +405,10 @@ def build_completion_prompt(
         head, head_ids = "", []
     available = max(0, budget_tokens - fixed - len(head_ids))
 
-    prefix, prefix_ids = keep_end(prefix_full, int(available * shares.prefix), tokenizer)
+    def fit_prefix(limit: int) -> tuple[str, list[int]]:
+        return _aligned_prefix(prefix_full, *keep_end(prefix_full, limit, tokenizer), tokenizer)
+
+    prefix, prefix_ids = fit_prefix(int(available * shares.prefix))
     suffix, suffix_ids = keep_start(suffix_full, int(available * shares.suffix), tokenizer)
     trimmed = len(prefix) < len(prefix_full) or len(suffix) < len(suffix_full)
     context_share = available - int(available * shares.prefix) - int(available * shares.suffix)
@@ -391,7 +428,7 @@ def build_completion_prompt(
     # What the shares left unused goes to the prefix first, then to the suffix.
     room = available - len(suffix_ids) - context.size
     if len(prefix) < len(prefix_full) and room > len(prefix_ids):
-        prefix, prefix_ids = keep_end(prefix_full, room, tokenizer)
+        prefix, prefix_ids = fit_prefix(room)
         kept = [s for s in context.imports if s not in prefix]
         if kept != context.imports:  # the longer prefix now holds some of them itself
             context.imports = kept

@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from inference.cache.keys import excluded
-from lsp_server.settings import DEFAULT_SECRET_GLOBS, Settings
+from lsp_server.settings import Settings
+from lsp_server.settings_sections import DEFAULT_SECRET_GLOBS
 from prompts.context import Document
 from prompts.languages import language_of
 from prompts.multiline import wants_multiline

@@ -29,6 +29,7 @@ from urllib.request import url2pathname
 
 from inference.ngram import NgramSource, Without
 from inference.scheduler import GenerationRequest, GenerationResult
+from lsp_server.backends.engine import GenerationEngine
 from lsp_server.backends.local import ModelManager
 from lsp_server.backends.remote import RemoteEngine
 from lsp_server.completion.cache import CacheState
@@ -40,7 +41,7 @@ from lsp_server.completion.pattern_step import pattern_hit
 from lsp_server.completion.postprocess_step import shown_text_traced, shown_text_with_reason
 from lsp_server.completion.prompt_step import fit_prompt, generation_request
 from lsp_server.completion.retrieval_step import RetrievalStep
-from lsp_server.completion.routing import choose_route
+from lsp_server.completion.routing import Route, choose_route
 from lsp_server.completion.store_step import store_answer
 from lsp_server.events import Signal
 from lsp_server.settings import Settings
@@ -181,8 +182,7 @@ class CompletionService:
         if route is None:
             return "", "not-ready", None, None
 
-        retrieved = self.retrieval.snippets(context, settings, self.workspace_index)
-        prompt = fit_prompt(context, route, settings, retrieved)
+        prompt = self._prompt(context, route, settings)
         self.retrieval.stats.last_snippets = list(prompt.snippet_sources)  # for flashcode/stats
         request = generation_request(prompt, route, settings)
         # Only a decoder in this process can be mixed into; a remote server decodes alone.
@@ -220,6 +220,27 @@ class CompletionService:
             result.total_ms,
         )
         return text, "model" if text else _empty_reason(result.text, rule, "model"), None, result
+
+    def _prompt(
+        self, context: CompletionContext, route: Route, settings: Settings
+    ) -> CompletionPrompt:
+        retrieved = self.retrieval.snippets(context, settings, self.workspace_index)
+        return fit_prompt(context, route, settings, retrieved)
+
+    def likely_prompt(
+        self,
+        document: Document,
+        offset: int,
+        open_documents: Sequence[Document],
+        settings: Settings,
+    ) -> tuple[GenerationEngine, tuple[int, ...]] | None:
+        """The engine and prompt ids a completion at `offset` would run (for a warm prefill:
+        lsp_server/completion/warm.py), or None without a model."""
+        if not self.models.ready or self.models.flash is None:
+            return None
+        context = build_context(document, offset, open_documents, settings)
+        route = choose_route(self.models.flash, context, settings)
+        return route.engine, self._prompt(context, route, settings).token_ids
 
     def _with_mixing(
         self,

@@ -39,7 +39,8 @@ from pathlib import Path, PurePath
 from typing import Protocol
 
 from lsp_server.completion.context import CompletionContext
-from lsp_server.settings import DEFAULT_SECRET_GLOBS, Settings
+from lsp_server.settings import Settings
+from lsp_server.settings_sections import DEFAULT_SECRET_GLOBS
 from lsp_server.workspace.patterns import source_files
 from prompts.context import Snippet, cursor_window, display_path
 from prompts.retrieval import MIN_SCORES, QUERY_LINES, Scorer, WindowIndex, family_of

@@ -17,6 +17,7 @@ from lsp_server.features import (
     status,
     unit_tests,
     usage,
+    warm_context,
     workspace_index,
 )
 from lsp_server.server import FlashcodeServer
@@ -31,7 +32,9 @@ def build_server(
     `log_level` (the command line's) wins over the logLevel setting."""
     server = FlashcodeServer(base_settings, models)
     server.pinned_log_level = log_level
-    features = (lifecycle, inline_completion, completion, status, unit_tests, docstring, usage)
+    features = (
+        lifecycle, inline_completion, completion, status, unit_tests, docstring, usage, warm_context
+    )  # fmt: skip
     for feature in (*features, workspace_index):
         feature.register(server)
     return server

@@ -91,6 +91,7 @@ def register(server: FlashcodeServer) -> None:
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: FlashcodeServer, params: types.DidCloseTextDocumentParams) -> None:
         ls.completions.forget(params.text_document.uri)
+        ls.warmer.closed(params.text_document.uri)
         path = to_fs_path(params.text_document.uri)
         if path:
             ls.index_service.close_document(Path(path))  # the file on disk counts again

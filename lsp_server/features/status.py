@@ -117,6 +117,7 @@ def on_models_changed(server: FlashcodeServer, models: ModelManager, gate: Statu
 
 def stats_payload(server: FlashcodeServer) -> dict[str, Any]:
     stats = server.completions.stats
+    outcome = stats.last_outcome
     result: dict[str, Any] = {
         "completions": {
             "requests": stats.requests,
@@ -129,6 +130,8 @@ def stats_payload(server: FlashcodeServer) -> dict[str, Any]:
             "changedByRule": dict(stats.changed_by_rule),
             "lastEmptyReason": stats.last_empty_reason,
             "lastLatencyMs": round(stats.last_latency_ms, 1),
+            "lastPromptTokens": outcome.prompt_tokens if outcome is not None else 0,
+            "lastReusedPromptTokens": outcome.reused_prompt_tokens if outcome is not None else 0,
         },
         "model": status_payload(server),
     }
@@ -147,6 +150,7 @@ def stats_payload(server: FlashcodeServer) -> dict[str, Any]:
     result["usage"] = server.usage.report()
     result["workspaceIndex"] = server.index_service.stats()
     result["retrieval"] = server.completions.retrieval.report()
+    result["warm"] = server.warmer.stats.as_dict()
     return result
 
 

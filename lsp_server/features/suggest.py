@@ -28,6 +28,7 @@ async def suggest_at(
     offset = offset_at(server.workspace.get_text_document(uri), position)
     if offset is None:
         return None
+    server.warmer.requested(uri, offset)
     try:
         return await server.completions.suggest(
             document, offset, server.open_documents(uri), server.settings, invoked

@@ -192,10 +192,12 @@ def register(server: FlashcodeServer) -> None:
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: FlashcodeServer, params: types.DidOpenTextDocumentParams) -> None:
         buffer(ls, params.text_document.uri)
+        ls.document_opened.emit(params)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: FlashcodeServer, params: types.DidChangeTextDocumentParams) -> None:
         buffer(ls, params.text_document.uri)
+        ls.document_changed.emit(params)
 
     @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
     def did_save(ls: FlashcodeServer, params: types.DidSaveTextDocumentParams) -> None:

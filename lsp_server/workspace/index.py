@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Literal
 
 from inference.ngram import TokenSuffixIndex
-from lsp_server.settings import DEFAULT_SECRET_GLOBS
+from lsp_server.settings_sections import DEFAULT_SECRET_GLOBS
 from lsp_server.workspace.build import BasePass, BuildReport
 from lsp_server.workspace.encoding import Encoder, IndexTokenizer
 from lsp_server.workspace.persist import index_directory, load_base, save_base

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from inference.cache.keys import excluded
 from lsp_server.completion.cache import CacheState
-from lsp_server.settings import DEFAULT_SECRET_GLOBS, CacheSettings
+from lsp_server.settings_sections import DEFAULT_SECRET_GLOBS, CacheSettings
 from lsp_server.workspace.files import skipped
 from prompts.languages import SUPPORTED_LANGUAGES, language_of
 from prompts.patterns import PatternExample, PatternLearner, mine

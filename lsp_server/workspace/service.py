@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from inference.cache.database import cache_dir
-from lsp_server.settings import DEFAULT_SECRET_GLOBS, Settings
+from lsp_server.settings import Settings
+from lsp_server.settings_sections import DEFAULT_SECRET_GLOBS
 from lsp_server.workspace.encoding import IndexTokenizer
 from lsp_server.workspace.index import ProgressEvent, WorkspaceIndex, absolute_path
 from lsp_server.workspace.walk import folders_in

@@ -345,3 +345,21 @@ def test_setup_rejects_a_bad_option_by_name(nvim: Any) -> None:
            return ok and "" or tostring(err)"""
     )
     assert "debounce_ms" in message
+
+
+def test_a_resting_cursor_tells_the_server_which_prompt_to_warm(nvim: Any, buffer: Path) -> None:
+    """CursorHold sends flashcode/cursor: the server prefills the prompt at that cursor."""
+
+    def settled() -> int | None:
+        """The warms scheduled so far, once each has ended (the file's own, on open)."""
+        warm = server_stats(nvim)["warm"]
+        done = warm["scheduled"] >= 1 and warm["warmed"] + warm["dropped"] == warm["scheduled"]
+        return int(warm["scheduled"]) if done else None
+
+    before = wait_for(settled, "the warm of the file just opened")
+    nvim.command("set updatetime=100")
+    nvim.command(f"normal! {line_of('def scale')}G$")
+    wait_for(
+        lambda: int(server_stats(nvim)["warm"]["scheduled"]) > before,
+        "the server to warm the prompt at the resting cursor",
+    )

@@ -13,7 +13,7 @@ import pytest
 from inference.cache.keys import exact_key, excluded
 from inference.cache.store import CompletionCache
 from inference.scheduler import GenerationRequest
-from lsp_server.settings import DEFAULT_SECRET_GLOBS
+from lsp_server.settings_sections import DEFAULT_SECRET_GLOBS
 
 REQUEST = GenerationRequest(prompt_ids=(1, 2, 3, 70000), max_new_tokens=32, stop_strings=("\n",))
 

@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from inference.concat_runner import ConcatKVRunner
 from inference.model import ModelError, load_model_info
-from inference.runners import ConcatKVRunner, SharedKVRunner, make_runner
+from inference.runners import SharedKVRunner, make_runner
 from inference.session import CPU, choose_provider, physical_cores
 
 MODELS = Path(__file__).resolve().parents[1] / "fixtures" / "models"

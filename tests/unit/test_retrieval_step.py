@@ -10,7 +10,8 @@ import pytest
 
 from lsp_server.completion.context import build_context
 from lsp_server.completion.retrieval_step import FolderFiles, RetrievalStep
-from lsp_server.settings import Retrieval, Settings, merge
+from lsp_server.settings import Settings, merge
+from lsp_server.settings_sections import Retrieval
 from prompts.context import Document
 from prompts.retrieval import SCORERS
 

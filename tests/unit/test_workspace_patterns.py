@@ -6,7 +6,7 @@ import asyncio
 import os
 from pathlib import Path
 
-from lsp_server.settings import DEFAULT_SECRET_GLOBS
+from lsp_server.settings_sections import DEFAULT_SECRET_GLOBS
 from lsp_server.workspace.patterns import (
     WorkspaceLearning,
     learn_workspace,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lsp_server.settings import DEFAULT_SECRET_GLOBS
+from lsp_server.settings_sections import DEFAULT_SECRET_GLOBS
 from lsp_server.workspace import reader
 from lsp_server.workspace.reader import read_source
 from lsp_server.workspace.walk import DEFAULT_LIMITS, SourceRules, WalkLimits, folders_in

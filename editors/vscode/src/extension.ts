@@ -14,6 +14,10 @@ import { formatStatus, isStatusParams, startingStatus, stoppedStatus, type Statu
 const SECTION = "flashcode";
 /** Server-side command names, from the server's executeCommandProvider. */
 const SERVER_GENERATE_TESTS = "flashcode.generateTests";
+/** How long the cursor rests before the server is told where it is: it then prefills the prompt
+ * there before the next keystroke (warmContext). LSP itself says nothing of the cursor. */
+const CURSOR_REST_MS = 300;
+let cursorTimer: ReturnType<typeof setTimeout> | undefined;
 
 let client: LanguageClient | undefined;
 let statusItem: vscode.StatusBarItem;
@@ -33,6 +37,9 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     vscode.commands.registerCommand("flashcode.restartServer", restartServer),
     vscode.commands.registerCommand("flashcode.showOutput", () => log.show(true)),
     vscode.commands.registerCommand("flashcode.showStats", showStats),
+    vscode.window.onDidChangeTextEditorSelection((event) => cursorRested(event.textEditor)),
+    vscode.window.onDidChangeActiveTextEditor(cursorRested),
+    { dispose: () => clearTimeout(cursorTimer) },
     vscode.workspace.onDidChangeConfiguration(async (event) => {
       if (needsRestart((key) => event.affectsConfiguration(key))) {
         log.info("server command changed: restarting the server");
@@ -149,6 +156,24 @@ async function restartServer(): Promise<void> {
   showStatus(startingStatus());
   await stopClient();
   await startClient();
+}
+
+/** Sends flashcode/cursor once the cursor of `editor` has rested for CURSOR_REST_MS. */
+function cursorRested(editor: vscode.TextEditor | undefined): void {
+  clearTimeout(cursorTimer);
+  if (!editor) {
+    return;
+  }
+  cursorTimer = setTimeout(() => {
+    const lc = client;
+    if (!lc || lc.state !== State.Running || vscode.window.activeTextEditor !== editor) {
+      return;
+    }
+    void lc.sendNotification("flashcode/cursor", {
+      textDocument: { uri: lc.code2ProtocolConverter.asUri(editor.document.uri) },
+      position: lc.code2ProtocolConverter.asPosition(editor.selection.active),
+    });
+  }, CURSOR_REST_MS);
 }
 
 function showStatus(view: StatusView): void {

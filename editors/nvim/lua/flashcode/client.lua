@@ -136,6 +136,21 @@ function M.setup(cfg)
       M.attach(ev.buf)
     end,
   })
+  -- The cursor resting ('updatetime'), or a buffer entered: the server prefills the prompt there
+  -- before the next keystroke (warmContext). LSP itself says nothing of the cursor.
+  vim.api.nvim_create_autocmd({ "CursorHold", "CursorHoldI", "BufEnter" }, {
+    group = group,
+    callback = function(ev)
+      local client = M.get(ev.buf)
+      if client and ev.buf == vim.api.nvim_get_current_buf() then
+        local position = util.cursor_position(vim.api.nvim_get_current_win())
+        util.notify(client, "flashcode/cursor", {
+          textDocument = { uri = vim.uri_from_bufnr(ev.buf) },
+          position = position,
+        })
+      end
+    end,
+  })
   -- Buffers opened before setup() ran (lazy loading).
   for _, buf in ipairs(vim.api.nvim_list_bufs()) do
     if vim.api.nvim_buf_is_loaded(buf) then
