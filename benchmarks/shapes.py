@@ -255,11 +255,14 @@ def ensure_onnx(
     python: str | None = None,
     root: Path = CACHE_ROOT,
     accuracy_level: int = 4,
+    block_size: int = 32,
 ) -> Path:
-    """The int4 ONNX model of `shape` (onnxruntime-genai's builder), built once."""
+    """The int4 ONNX model of `shape` (onnxruntime-genai's builder), built once. The defaults
+    are the shipped model's settings; others (for `bench steps`) go to folders of their own."""
     hf = ensure_hf(shape, root)
-    fingerprint = recipe(shape, default_model_dir()) + f"-acc{accuracy_level}"
+    fingerprint = recipe(shape, default_model_dir()) + f"-acc{accuracy_level}-block{block_size}"
     suffix = "" if accuracy_level == 4 else f"-acc{accuracy_level}"
+    suffix += "" if block_size == 32 else f"-block{block_size}"
     out = root / shape.name / f"int4{suffix}"
     if _cached(out, fingerprint):
         return out
@@ -268,7 +271,7 @@ def ensure_onnx(
         build_python(python), "-m", "onnxruntime_genai.models.builder", "-i", str(hf),
         "-o", str(out), "-p", "int4", "-e", "cpu", "-c", str(root / shape.name / "builder-cache"),
         # the default model's settings (inference/build/export.py)
-        "--extra_options", "int4_block_size=32", f"int4_accuracy_level={accuracy_level}",
+        "--extra_options", f"int4_block_size={block_size}", f"int4_accuracy_level={accuracy_level}",
     ]  # fmt: skip
     _log(f"building {out} with onnxruntime-genai's builder")
     started = time.monotonic()
@@ -341,11 +344,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("shape", choices=sorted(SHAPES))
     parser.add_argument("--gguf", action="append", choices=sorted(GGUF_TYPES), default=[])
     parser.add_argument("--accuracy-level", type=int, default=4, choices=(0, 1, 2, 3, 4))
+    parser.add_argument("--block-size", type=int, default=32, choices=(16, 32, 64, 128, 256))
     parser.add_argument("--llama-python", help="a Python with llama-cpp-python (for --gguf)")
     args = parser.parse_args(argv)
     shape = SHAPES[args.shape]
     try:
-        print(ensure_onnx(shape, accuracy_level=args.accuracy_level))
+        print(ensure_onnx(shape, accuracy_level=args.accuracy_level, block_size=args.block_size))
         for kind in args.gguf:
             llama = args.llama_python or os.environ.get("FLASHCODE_LLAMA_PYTHON") or sys.executable
             print(ensure_gguf(shape, kind, llama))
