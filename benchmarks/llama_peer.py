@@ -33,7 +33,7 @@ KEYS = (
     "same_tokenization",
     "rss_mb",
 )
-TIMEOUT_S = 1800
+TIMEOUT_S = 3600
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The pure parts of the real-size benchmarks: shapes, random weights, llama.cpp's absence, memory."""
+"""The pure parts of the real-size benchmarks: shapes, random weights, llama.cpp, memory."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def test_tied_shapes_have_no_separate_lm_head() -> None:
 
 
 def test_an_unknown_shape_names_the_known_ones() -> None:
-    with pytest.raises(shapes.ShapeError, match="qwen2.5-coder-0.5b"):
+    with pytest.raises(shapes.ShapeError, match=r"qwen2\.5-coder-0\.5b"):
         shapes.shape_named("qwen2.5-coder-7b")
 
 
