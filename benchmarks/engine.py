@@ -9,11 +9,18 @@ Measured in one run, on one model and one set of prompts, median of `--repeats`:
   same 8 one after another (tokens generated per wall-clock second);
 - prefix_reuse_ms / cold_ms: the 512-token prompt again with one token appended, prefix reuse on
   vs off (submission to first token);
-- cancel_steps: model steps a cancelled request still took part in, worst case over many cancels.
+- cancel_steps: model steps a cancelled request still took part in, worst case over many cancels;
+- llamacpp_decode_tps_b1 / llamacpp_prefill_ms_512 / llamacpp_throughput_tps_c8: llama.cpp on the
+  same weights as GGUF Q4_0 (Q8_0 too, under `llamacpp`), run after ours (llama_peer.py); None
+  with `llamacpp_reason` when llama-cpp-python (FLASHCODE_LLAMA_PYTHON) or a GGUF is missing;
+- memory: RSS after load and after serving every slot, beside the model file and the KV budget
+  (engine_memory.py, in a child process of its own).
 
-The model is `--model`, else the shipped default (inference/models/default) when present, else a
-~5M-parameter random-weight int4 Qwen2 built once into build/bench-model by
-tests/fixtures/build_models.py (needs torch and transformers).
+The model is `--shape NAME` (a random-weight int4 model of a real checkpoint's exact shape, built
+once outside the repository by benchmarks/shapes.py, with its GGUF twins), else `--model`, else
+the shipped default (inference/models/default) when present, else a ~5M-parameter random-weight
+int4 Qwen2 built once into build/bench-model by tests/fixtures/build_models.py (needs torch and
+transformers). With `--model`, llama.cpp runs on `--gguf FILE` when given.
 """
 
 from __future__ import annotations
@@ -36,6 +43,8 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from benchmarks import engine_memory, llama_peer
+from benchmarks.llama_server import llama_python
 from inference.engine import Engine, EngineOptions
 from inference.scheduler import GenerationRequest
 from inference.session import physical_cores
@@ -63,6 +72,18 @@ def default_model() -> Path:
         print(f"building the benchmark model into {BENCH_MODEL} ...", file=sys.stderr)
         subprocess.run([sys.executable, str(script), "--bench", str(BENCH_MODEL)], check=True)
     return BENCH_MODEL
+
+
+def shape_names() -> list[str]:
+    from benchmarks.shapes import SHAPES
+
+    return sorted(SHAPES)
+
+
+def shape_model(name: str) -> Path:
+    from benchmarks.shapes import ensure_onnx, shape_named
+
+    return ensure_onnx(shape_named(name))
 
 
 def code_tokens(engine: Engine, count: int, offset: int = 0) -> list[int]:
@@ -160,8 +181,50 @@ def machine() -> dict[str, object]:
     }
 
 
-async def run(model_dir: Path, threads: int, repeats: int) -> dict[str, object]:
-    options = EngineOptions(device="cpu", threads=threads, prefix_reuse=False)
+def llama_ggufs(args: argparse.Namespace) -> dict[str, Path] | str:
+    """The GGUF files llama.cpp runs on ({type: file}), or why there are none."""
+    if args.no_llama:
+        return "--no-llama"
+    if args.gguf:
+        return {args.gguf.stem.rsplit("-", 1)[-1].lower(): args.gguf}
+    if not args.shape:
+        return "no GGUF of this model: pass --gguf FILE, or use --shape"
+    from benchmarks.shapes import ShapeError, ensure_gguf, shape_named
+
+    python = llama_python()
+    if python is None:
+        return "no Python with llama-cpp-python: set FLASHCODE_LLAMA_PYTHON"
+    try:
+        return {k: ensure_gguf(shape_named(args.shape), k, python) for k in ("q4_0", "q8_0")}
+    except (ShapeError, OSError, subprocess.CalledProcessError) as error:
+        return f"no GGUF: {error}"
+
+
+def llama_run(
+    engine: Engine, prompt: list[int], prompts: list[list[int]], threads: int, repeats: int,
+    ggufs: dict[str, Path] | str,
+) -> dict[str, object]:  # fmt: skip
+    text = engine.tokenizer.decode(prompt[:256])
+    job = llama_peer.LlamaJob(
+        Path(),
+        threads,
+        prompt,
+        prompts,
+        DECODE_TOKENS,
+        repeats,
+        text,
+        engine.tokenizer.encode(text),
+    )
+    python = None if isinstance(ggufs, str) else llama_python()
+    return llama_peer.figures_for(job, ggufs, python)
+
+
+async def run(
+    model_dir: Path, threads: int, repeats: int, ggufs: dict[str, Path] | str = "not asked"
+) -> dict[str, object]:
+    # Prompt lookup off: the peers decode token by token, so this compares the kernels and the
+    # batching; what lookup adds on real code is `flashcode bench lookup`.
+    options = EngineOptions(device="cpu", threads=threads, prefix_reuse=False, prompt_lookup=False)
     try:
         import onnxruntime_genai as og
     except ImportError:
@@ -221,8 +284,11 @@ async def run(model_dir: Path, threads: int, repeats: int) -> dict[str, object]:
 
         appended = [[*prompt, token] for token in prompt[1 : repeats + 1]]
         results["cold_ms"] = median([(await first_token_ms(cold_engine, p))[0] for p in appended])
+        threads_used = cold_engine.threads
+        llama = llama_run(cold_engine, prompt, prompts, threads_used, repeats, ggufs)
 
-    with Engine.load(model_dir, EngineOptions(device="cpu", threads=threads)) as warm_engine:
+    warm_options = EngineOptions(device="cpu", threads=threads, prompt_lookup=False)
+    with Engine.load(model_dir, warm_options) as warm_engine:
         await first_token_ms(warm_engine, prompt)  # the editor's previous keystroke
         timings, reused = [], []
         for longer in appended:
@@ -249,10 +315,18 @@ async def run(model_dir: Path, threads: int, repeats: int) -> dict[str, object]:
         "prefill_vs_peer": ratio("prefill_ms_512", "peer_prefill_ms_512"),
         "c8_vs_sequential": ratio("throughput_tps_c8", "throughput_tps_sequential"),
         "reuse_vs_cold": ratio("prefix_reuse_ms", "cold_ms"),
+        "decode_vs_llamacpp": _ratio(results.get("decode_tps_b1"), llama["llamacpp_decode_tps_b1"]),
+        "prefill_vs_llamacpp": _ratio(
+            results.get("prefill_ms_512"), llama["llamacpp_prefill_ms_512"]
+        ),
+        "b8_step_vs_b1_step": ratio("decode_step_ms_b8", "decode_step_ms_b1"),
     }
+    memory = engine_memory.measure(model_dir, threads_used)
     rounded = {k: round(v, 2) if isinstance(v, float) else v for k, v in results.items()}
     return {
         **rounded,
+        **{k: round(v, 2) if isinstance(v, float) else v for k, v in llama.items()},
+        "memory": memory,
         "ratios": ratios,
         "targets_met": {
             "decode_vs_peer >= 1.0": _at_least(ratios["decode_vs_peer"], 1.0),
@@ -260,6 +334,11 @@ async def run(model_dir: Path, threads: int, repeats: int) -> dict[str, object]:
             "c8_vs_sequential >= 3": _at_least(ratios["c8_vs_sequential"], 3.0),
             "reuse_vs_cold <= 0.2": _at_most(ratios["reuse_vs_cold"], 0.2),
             "cancel_steps <= 1": results["cancel_steps"] <= 1,  # type: ignore[operator]
+            "decode_vs_llamacpp >= 1.0": _at_least(ratios["decode_vs_llamacpp"], 1.0),
+            "prefill_vs_llamacpp <= 1.0": _at_most(ratios["prefill_vs_llamacpp"], 1.0),
+            "rss <= 1.3 x (file + kv budget)": _at_most(
+                memory.get("rss_vs_file_plus_kv_budget"), 1.3
+            ),
         },
         "setup": {
             **engine_info,
@@ -274,6 +353,12 @@ async def run(model_dir: Path, threads: int, repeats: int) -> dict[str, object]:
         },
         "machine": machine(),
     }
+
+
+def _ratio(top: object, bottom: object) -> float | None:
+    if isinstance(top, (int, float)) and isinstance(bottom, (int, float)) and bottom:
+        return round(top / bottom, 3)
+    return None
 
 
 def _compare(
@@ -294,15 +379,28 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="flashcode bench engine", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("--model", type=Path, help="model directory (default: see module doc)")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--model", type=Path, help="model directory (default: see module doc)")
+    source.add_argument("--shape", choices=shape_names(), help="a real checkpoint's shape")
+    parser.add_argument("--gguf", type=Path, help="llama.cpp's copy of --model (GGUF)")
+    parser.add_argument("--no-llama", action="store_true", help="skip llama.cpp")
     parser.add_argument(
         "--threads", type=int, default=0, help="intra-op threads (0 = physical cores)"
     )
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
-    model_dir = args.model or default_model()
-    report = asyncio.run(run(model_dir, args.threads, args.repeats))
+    try:
+        model_dir = shape_model(args.shape) if args.shape else args.model or default_model()
+    except RuntimeError as error:  # ShapeError: no build Python, a failed build
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    ggufs = llama_ggufs(args)
+    if isinstance(ggufs, str):
+        print(f"llama.cpp figures are null: {ggufs}", file=sys.stderr)
+    report = asyncio.run(run(model_dir, args.threads, args.repeats, ggufs))
+    if args.shape:
+        report["setup"]["shape"] = args.shape  # type: ignore[index]
     if args.json:
         print(json.dumps(report))
     else:

@@ -4,6 +4,11 @@ A real source file is typed character by character into an open document. Every 
 didChange and a new inlineCompletion request, and cancels the previous request if it is still
 pending, after an inter-key delay drawn from a typist's range. Latency is measured from sending a
 request to its answer, for the requests that were answered rather than cancelled.
+
+`--shape NAME` types against a random-weight int4 model of a real checkpoint's exact shape
+(benchmarks/shapes.py builds it once, outside the repository). Such a model never emits an end
+of text or a newline, so it always decodes up to maxNewTokens: `--max-new-tokens` (16 with a
+shape) caps that at a realistic single-line length, and the report says which cap was used.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import asyncio
 import json
 import random
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -51,12 +57,15 @@ async def replay(args: argparse.Namespace) -> dict[str, Any]:
     typed = "".join(lines[start_line:])[: args.keystrokes]
     after = "".join(lines[start_line:])[args.keystrokes :] if args.with_suffix else ""
 
+    settings: dict[str, Any] = {"cache": {"enabled": False}}
+    if args.max_new_tokens:
+        settings["maxNewTokens"] = args.max_new_tokens
     server = BenchServer("flashcode-bench-lsp")
     client = await server.start(args.model)
     await client.initialize_async(
         types.InitializeParams(
             capabilities=types.ClientCapabilities(),
-            initialization_options={"flashcode": {"cache": {"enabled": False}}},
+            initialization_options={"flashcode": settings},
         )
     )
     client.initialized(types.InitializedParams())
@@ -148,12 +157,19 @@ async def replay(args: argparse.Namespace) -> dict[str, Any]:
         "suggestion_latency_p50_ms": round(percentile(suggestion_latencies, 0.5), 1),
         "suggestion_latency_p95_ms": round(percentile(suggestion_latencies, 0.95), 1),
         "inter_key_delay_ms": [args.min_delay_ms, args.max_delay_ms],
+        "shape": args.shape,
+        "max_new_tokens": args.max_new_tokens or "server default",
     }
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="flashcode bench lsp")
-    parser.add_argument("--model", type=Path, default=default_model_dir())
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--model", type=Path, default=default_model_dir())
+    source.add_argument("--shape", help="a real checkpoint's shape (benchmarks/shapes.py)")
+    parser.add_argument(
+        "--max-new-tokens", type=int, default=0, help="cap per completion (16 with --shape)"
+    )
     parser.add_argument("--file", help="source file to type (default: a held-out stdlib file)")
     parser.add_argument("--start-line", type=int, default=40, help="lines present before typing")
     parser.add_argument("--keystrokes", type=int, default=400)
@@ -166,6 +182,17 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--json", action="store_true", help="print JSON (the only output)")
     open_latency.add_arguments(parser)
     args = parser.parse_args(argv)
+    if args.shape:
+        from benchmarks.shapes import ShapeError, ensure_onnx, shape_named
+
+        try:
+            args.model = ensure_onnx(shape_named(args.shape))
+        except ShapeError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        # a random-weight model never stops on its own: a realistic single-line length
+        args.max_new_tokens = args.max_new_tokens or 16
+        args.open_max_new_tokens = args.open_max_new_tokens or 16
     result = asyncio.run(replay(args))
     if not args.skip_open:
         result.update(asyncio.run(open_latency.measure(args)))

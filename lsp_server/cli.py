@@ -24,11 +24,12 @@ BENCHMARKS = (
     "remote",
     "retrieval",
     "mixing",
+    "steps",
     "reliability",
     "lookup",
 )
 # Benchmarks whose module is not benchmarks/<name>.py.
-BENCH_MODULES = {"index": "benchmarks.index_bench"}
+BENCH_MODULES = {"index": "benchmarks.index_bench", "steps": "benchmarks.step_cost"}
 EVALS = ("humaneval-infilling", "nextline", "agreement", "repo", "bpb", "retrieval")
 # Evaluations with a module of their own; the others are subcommands of benchmarks.evaluate.
 EVAL_MODULES = {
