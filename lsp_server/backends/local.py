@@ -23,6 +23,7 @@ from inference.router import ModelRouter, default_model_dir, find_variants
 from lsp_server.backends.engine import ServingEngine
 from lsp_server.backends.remote import RemoteSetupError, RemoteSpec, connect
 from lsp_server.events import Signal
+from lsp_server.native_memory import glibc_trim
 from lsp_server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -148,6 +149,10 @@ class ModelManager:
         )
         for router in {id(r): r for r in old}.values():
             router.close()
+        # Loading leaves the graph rewrite's and the old models' heap behind: 137 MB at the 0.5B
+        # shape, given back here rather than at the first pause in typing.
+        if (trim := glibc_trim()) is not None:
+            trim()
         self.changed.emit(self)
 
     @staticmethod
