@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
+import signal
 import stat
 import sys
 import threading
 from collections.abc import Awaitable, Callable
+from types import FrameType
 from typing import TYPE_CHECKING, BinaryIO, TypeVar
 
 from pygls.io_ import StdoutWriter, run_async
@@ -30,6 +33,7 @@ if TYPE_CHECKING:
     from pygls.lsp.server import LanguageServer
 
 S = TypeVar("S", bound="LanguageServer")
+log = logging.getLogger(__name__)
 
 
 class PipeReader:
@@ -116,6 +120,40 @@ async def _connection(
         writer.close()
 
 
+# After SIGINT or SIGTERM a TCP server that is still winding down this much later stops anyway: its
+# clients are gone, and a server that ignores a stop is worse than one that skips its cleanup.
+STOP_LIMIT_S = 10.0
+
+
+class StopWatchdog:
+    """Ends the process `limit_s` after the first stop signal unless it has ended by then."""
+
+    def __init__(
+        self, limit_s: float = STOP_LIMIT_S, end: Callable[[int], object] = os._exit
+    ) -> None:
+        self.limit_s = limit_s
+        self._end = end
+        self.timer: threading.Timer | None = None
+
+    def arm(self) -> None:
+        if self.timer is not None:
+            return
+        self.timer = threading.Timer(self.limit_s, self._expire)
+        self.timer.daemon = True
+        self.timer.start()
+
+    def _expire(self) -> None:
+        log.error(
+            "still stopping %.0f s after the stop signal: exiting without cleanup", self.limit_s
+        )
+        self._end(1)
+
+    def on_signal(self, signum: int, frame: FrameType | None) -> None:
+        """The signal handler: arm the watchdog, then stop as Ctrl-C does."""
+        self.arm()
+        signal.default_int_handler(signum, frame)
+
+
 def serve_tcp(
     make_server: Callable[[], S],
     end: Callable[[S], Awaitable[None]],
@@ -123,7 +161,8 @@ def serve_tcp(
     port: int,
 ) -> None:
     """Serve every client that connects to host:port, each with a server of its own, until the
-    process is interrupted; `end` runs when a client's connection is over."""
+    process is interrupted (SIGINT or SIGTERM; StopWatchdog bounds the wind-down); `end` runs when
+    a client's connection is over."""
 
     async def main() -> None:
         listener = await asyncio.start_server(
@@ -132,5 +171,8 @@ def serve_tcp(
         async with listener:
             await listener.serve_forever()
 
+    watchdog = StopWatchdog()
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop, watchdog.on_signal)
     with contextlib.suppress(KeyboardInterrupt):  # how a TCP server is stopped
         asyncio.run(main())
