@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import tempfile
 from concurrent.futures import Future
@@ -121,3 +122,17 @@ async def inline_completion(
 async def stats(client: LanguageClient) -> dict[str, Any]:
     """The server's flashcode/stats report, as plain dicts."""
     return as_dict(await client.protocol.send_request_async("flashcode/stats", {}))  # type: ignore[no-any-return]
+
+
+async def end_session(lsp: LanguageClient) -> None:
+    """shutdown + exit end a server that is up, even one whose model failed to load; a server
+    that does not answer is killed, so a failing test cannot hang the suite."""
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(lsp.shutdown_session(), 30)
+    process = lsp._server  # pygls keeps the process private; stop() waits for its exit
+    if process is not None and process.returncode is None:
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(process.wait(), 10)
+        if process.returncode is None:
+            process.kill()
+    await lsp.stop()

@@ -25,6 +25,7 @@ from tests.lsp.cache_samples import MODELS, ORDERS, USERS
 from tests.lsp.harness import (
     StatusLog,
     end_of,
+    end_session,
     inline_completion,
     open_document,
     server_config,
@@ -113,17 +114,7 @@ async def server(cache_dir: Path, workspace: Path | None = None) -> AsyncIterato
         await ready(status)
         yield lsp
     finally:
-        # shutdown + exit end a server that is up, even one whose model failed to load; a
-        # server that does not answer is killed, so a failing test cannot hang the suite.
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(lsp.shutdown_session(), 30)
-        process = lsp._server  # pygls keeps the process private; stop() waits for its exit
-        if process is not None and process.returncode is None:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(process.wait(), 10)
-            if process.returncode is None:
-                process.kill()
-        await lsp.stop()
+        await end_session(lsp)
 
 
 async def test_a_crud_method_for_a_new_entity_comes_from_the_pattern_cache(

@@ -4,7 +4,6 @@ go on in every case, and the user hears of it once."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import shutil
 import sqlite3
@@ -21,7 +20,14 @@ from pytest_lsp import LanguageClient, client_capabilities, make_test_lsp_client
 
 from inference.cache.store import CompletionCache
 from tests.conftest import ROOT, e2e_model_dir
-from tests.lsp.harness import end_of, inline_completion, open_document, stats, watch_status
+from tests.lsp.harness import (
+    end_of,
+    end_session,
+    inline_completion,
+    open_document,
+    stats,
+    watch_status,
+)
 
 # Prompts the default model answers, each different, so that each answer is a new exact entry.
 SOURCES = [
@@ -68,15 +74,7 @@ async def server(
         await status.wait_for("ready", timeout=120)
         yield lsp
     finally:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(lsp.shutdown_session(), 30)
-        process = lsp._server  # pygls keeps the process private; stop() waits for its exit
-        if process is not None and process.returncode is None:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(process.wait(), 10)
-            if process.returncode is None:
-                process.kill()
-        await lsp.stop()
+        await end_session(lsp)
 
 
 async def complete(lsp: LanguageClient, index: int, folder: Path) -> list[str]:

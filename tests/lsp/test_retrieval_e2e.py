@@ -17,7 +17,14 @@ from lsprotocol import types
 from pytest_lsp import LanguageClient, client_capabilities, make_test_lsp_client
 
 from tests.conftest import ROOT, e2e_model_dir
-from tests.lsp.harness import end_of, inline_completion, open_document, stats, watch_status
+from tests.lsp.harness import (
+    end_of,
+    end_session,
+    inline_completion,
+    open_document,
+    stats,
+    watch_status,
+)
 
 BILLING = """\
 def shipping_surcharge(parcel_weight, carrier_zone):
@@ -57,15 +64,7 @@ async def server(
         await status.wait_for("ready")
         yield lsp
     finally:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(lsp.shutdown_session(), 30)
-        process = lsp._server  # pygls keeps the process private; stop() waits for its exit
-        if process is not None and process.returncode is None:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(process.wait(), 10)
-            if process.returncode is None:
-                process.kill()
-        await lsp.stop()
+        await end_session(lsp)
 
 
 async def retrieval_built(lsp: LanguageClient) -> dict[str, Any]:

@@ -22,7 +22,15 @@ from pytest_lsp import LanguageClient, client_capabilities, make_test_lsp_client
 
 from lsp_server.usage import cli as usage_cli
 from tests.conftest import ROOT, e2e_model_dir
-from tests.lsp.harness import REPR, end_of, inline_completion, open_document, stats, watch_status
+from tests.lsp.harness import (
+    REPR,
+    end_of,
+    end_session,
+    inline_completion,
+    open_document,
+    stats,
+    watch_status,
+)
 
 ACCEPT = "flashcode.acceptCompletion"
 # A long answer to come, so that the request is still decoding when its cancellation arrives.
@@ -59,15 +67,7 @@ async def server(cache_dir: Path, **options: Any) -> AsyncIterator[LanguageClien
         await status.wait_for("ready", timeout=120)
         yield lsp
     finally:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(lsp.shutdown_session(), 30)
-        process = lsp._server  # pygls keeps the process private; stop() waits for its exit
-        if process is not None and process.returncode is None:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(process.wait(), 10)
-            if process.returncode is None:
-                process.kill()
-        await lsp.stop()
+        await end_session(lsp)
 
 
 async def accept(client: LanguageClient, item: types.InlineCompletionItem | str) -> Any:
