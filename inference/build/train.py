@@ -99,6 +99,14 @@ def bits_per_byte(total_nats: float, total_bytes: int) -> float:
     return total_nats / total_bytes / math.log(2)
 
 
+def training_seconds(dt: float, typical: float | None) -> float:
+    """The step's share of the training clock: a step far longer than the typical one was
+    paused (SIGSTOP while figures are taken elsewhere) and counts as a typical step."""
+    if typical is None or dt <= 20 * typical:
+        return dt
+    return typical
+
+
 def log(work: Path, record: dict[str, Any]) -> None:
     with (work / "train_log.jsonl").open("a") as f:
         f.write(json.dumps(record) + "\n")
@@ -199,6 +207,7 @@ def train(work: Path, packed: Path, cfg: TrainConfig, resume_from: Path | None =
     permutation = order(state["epoch"])
     bar = tqdm(total=int(run_end_s), initial=int(state["elapsed_s"]), unit="s", dynamic_ncols=True)
     last_ckpt = t_prev = time.monotonic()
+    typical_dt: float | None = None
     model.train()
     while state["elapsed_s"] < run_end_s:
         if state["row"] + cfg.batch_size > len(permutation):
@@ -218,7 +227,8 @@ def train(work: Path, packed: Path, cfg: TrainConfig, resume_from: Path | None =
         opt.step()
         opt.zero_grad(set_to_none=True)
         now = time.monotonic()
-        dt, t_prev = now - t_prev, now
+        dt, t_prev = training_seconds(now - t_prev, typical_dt), now
+        typical_dt = dt if typical_dt is None else 0.9 * typical_dt + 0.1 * dt
         state["elapsed_s"] += dt
         state["step"] += 1
         state["tokens"] += rows[:, 1:].numel()

@@ -12,7 +12,7 @@ from inference.build.corpus import CorpusFile
 from inference.build.fim_data import FimConfig
 from inference.build.pack import pack_corpus
 from inference.build.tokenizer_train import save_tokenizer, train_tokenizer
-from inference.build.train import ModelShape, TrainConfig, lr_at
+from inference.build.train import ModelShape, TrainConfig, lr_at, training_seconds
 
 CFG = TrainConfig(lr=1e-3, warmup_steps=10, min_lr_ratio=0.1)
 
@@ -21,6 +21,12 @@ def test_warmup_then_a_stable_peak_for_as_long_as_no_decay_is_asked() -> None:
     assert lr_at(0, 0.0, {}, CFG) == pytest.approx(1e-4)
     assert lr_at(9, 5.0, {}, CFG) == pytest.approx(1e-3)
     assert lr_at(10_000, 1e6, {}, CFG) == pytest.approx(1e-3)
+
+
+def test_a_paused_step_counts_as_a_typical_one_so_a_pause_spends_no_training_time() -> None:
+    assert training_seconds(2.1, None) == 2.1
+    assert training_seconds(2.5, 2.0) == 2.5
+    assert training_seconds(600.0, 2.0) == 2.0
 
 
 def test_decay_runs_from_the_peak_to_the_floor_over_its_window() -> None:
