@@ -16,19 +16,29 @@ Trade-offs:
   short, frequent match is ambiguous anyway, and its weight comes out small.
 - Documents that changed since the index was built are *masked* (`dead`), not removed: their
   occurrences stop counting, and the suffix array stays valid until the next rebuild.
+- While token healing forces the first tokens, only continuations that can write the forced
+  text count (`allowed`), and the match may be shorter for it: after `def user_appli` what
+  followed the context elsewhere is mostly other words, and a sample of those would say nothing.
+  The model's distribution is not renormalized to the allowed tokens (measured: its pick among
+  them then outweighed the project's code).
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import numpy as np
 
 SAMPLE = 64  # occurrences read to estimate the continuation of one match
 MAX_MATCH = 48  # longest suffix searched for, in tokens
+# Allowed next tokens (a forced text) up to this many are counted one by one; a larger set
+# (a forced text of one or two characters) is common enough for the sample to find.
+ALLOWED_SEARCHED = 64
+
+_Found = TypeVar("_Found")
 
 
 def _suffix_array(data: bytes, width: int) -> np.ndarray:
@@ -132,7 +142,9 @@ class TokenSuffixIndex:
         """Stop counting the occurrences that start in tokens [start, end) (a changed file)."""
         self.dead[start:end] = True
 
-    def _range(self, query: bytes) -> tuple[int, int]:
+    def _range(self, query: bytes, lo: int = 0, hi: int | None = None) -> tuple[int, int]:
+        """Suffix-array rows [lo, hi) of the suffixes that start with `query`, searched within
+        the given rows (a longer query's rows lie within a shorter one's)."""
         width = len(query)
         data = self._bytes
         w = self._width
@@ -140,8 +152,9 @@ class TokenSuffixIndex:
         def key(position: int) -> bytes:
             return data[position * w : position * w + width]
 
-        lo = bisect.bisect_left(self._sa_rows, query, key=key)
-        hi = bisect.bisect_right(self._sa_rows, query, lo=lo, key=key)
+        end = len(self.suffix_array) if hi is None else hi
+        lo = bisect.bisect_left(self._sa_rows, query, lo=lo, hi=end, key=key)
+        hi = bisect.bisect_right(self._sa_rows, query, lo=lo, hi=end, key=key)
         return lo, hi
 
     def _continuations(
@@ -168,17 +181,73 @@ class TokenSuffixIndex:
         max_length: int = MAX_MATCH,
         skip: tuple[int, int] | None = None,
         at_most: int = 0,
+        allowed: np.ndarray | None = None,
     ) -> Match | None:
         """The longest suffix of `context` (up to `max_length`) that occurs with a continuation,
         occurrences starting in tokens [skip[0], skip[1]) left out. `at_most` (when > 0) is a
         known bound, the previous step's length plus one: tried first, it is usually the answer,
-        and one range search replaces a bisection."""
+        and one range search replaces a bisection. With `allowed` (token ids), only
+        continuations among them count: the answer must write a forced text (token healing),
+        and what followed the context elsewhere is only evidence where it agrees."""
+        if allowed is not None and allowed.size <= ALLOWED_SEARCHED:
+            return self._longest_allowed(context, max_length, skip, at_most, allowed)
         found = self._longest(context, max_length, skip, at_most)
         if found is None:
             return None
         length, after, occurrences = found
-        values, counts = np.unique(self.tokens[after], return_counts=True)
+        following = self.tokens[after]
+        if allowed is not None:
+            following = following[np.isin(following, allowed)]
+            if not following.size:
+                return None
+        values, counts = np.unique(following, return_counts=True)
         return Match(length, dict(zip(values.tolist(), counts.tolist(), strict=True)), occurrences)
+
+    def _longest_allowed(
+        self,
+        context: Sequence[int],
+        max_length: int,
+        skip: tuple[int, int] | None,
+        at_most: int,
+        allowed: np.ndarray,
+    ) -> Match | None:
+        """`longest_match` kept to a few allowed next tokens: the longest suffix followed by one
+        of them. Each one's occurrences after a suffix are one sub-range of the suffix's rows,
+        so they are counted exactly (the live share estimated from a sample), however common
+        the suffix is: a sample of the whole range would miss a rare allowed word after a
+        common indentation."""
+        encoded = self._tail_bytes(context, max_length)
+        if encoded is None:
+            return None
+        w = self._width
+        nexts = [
+            (int(t), int(t).to_bytes(w, "big")) for t in allowed.tolist() if t != self.separator
+        ]
+
+        def probe(length: int) -> Match | None:
+            query = encoded[len(encoded) - length * w :]
+            lo, hi = self._range(query)
+            if hi <= lo:
+                return None
+            counts: dict[int, int] = {}
+            for token, suffix in nexts:
+                t_lo, t_hi = self._range(query + suffix, lo, hi)
+                if t_hi > t_lo and (live := self._live_share(t_lo, t_hi, skip)) > 0.0:
+                    counts[token] = max(1, round(live * (t_hi - t_lo)))
+            return Match(length, counts, hi - lo) if counts else None
+
+        return self._bisect_length(len(encoded) // w, at_most, probe)
+
+    def _live_share(self, lo: int, hi: int, skip: tuple[int, int] | None) -> float:
+        """The share of suffix-array rows [lo, hi) (sampled) not masked and not in `skip`."""
+        if hi - lo > SAMPLE // 4:
+            positions = self.suffix_array[np.linspace(lo, hi - 1, SAMPLE // 4).astype(np.int64)]
+        else:
+            positions = self.suffix_array[lo:hi]
+        keep = ~self.dead[positions]
+        if skip is not None:
+            keep &= (positions < skip[0]) | (positions >= skip[1])
+        return float(keep.mean())
 
     def draft(
         self,
@@ -209,25 +278,44 @@ class TokenSuffixIndex:
         at_most: int,
     ) -> tuple[int, np.ndarray, int] | None:
         """(length, where the sampled continuations are, occurrences) of the longest match."""
+        encoded = self._tail_bytes(context, max_length)
+        if encoded is None:
+            return None
+        w = self._width
+
+        def probe(length: int) -> tuple[int, np.ndarray, int] | None:
+            lo, hi = self._range(encoded[len(encoded) - length * w :])
+            after = self._continuations(lo, hi, length, skip) if hi > lo else None
+            return (length, after, hi - lo) if after is not None and after.size else None
+
+        return self._bisect_length(len(encoded) // w, at_most, probe)
+
+    def _tail_bytes(self, context: Sequence[int], max_length: int) -> bytes | None:
+        """The comparison bytes of the context's last tokens, from after its last separator."""
         if not len(self.tokens) or not context:
             return None
         tail = np.asarray(context[-max_length:], dtype=np.int64)
         if (tail == self.separator).any():
             tail = tail[int(np.flatnonzero(tail == self.separator)[-1]) + 1 :]
-        encoded = tail.astype(self._dtype).tobytes()
-        w = self._width
-        # Having a live continuation is monotone in the length (an occurrence of a longer
-        # suffix contains one of each shorter one, with the same next token): bisect on it.
-        best: tuple[int, np.ndarray, int] | None = None
-        low, high = 1, len(tail) if at_most <= 0 else min(len(tail), at_most)
+        return tail.astype(self._dtype).tobytes() if tail.size else None
+
+    @staticmethod
+    def _bisect_length(
+        longest: int, at_most: int, probe: Callable[[int], _Found | None]
+    ) -> _Found | None:
+        """The longest length (1..longest) whose probe finds something. Having a live
+        continuation is monotone in the length (an occurrence of a longer suffix contains one of
+        each shorter one, with the same next token), so the lengths are bisected; a known bound
+        `at_most` is tried first."""
+        best: _Found | None = None
+        low, high = 1, longest if at_most <= 0 else min(longest, at_most)
         first = True
         while low <= high:
             length = high if first and at_most > 0 else (low + high) // 2
             first = False
-            lo, hi = self._range(encoded[len(encoded) - length * w :])
-            after = self._continuations(lo, hi, length, skip) if hi > lo else None
-            if after is not None and after.size:
-                best = (length, after, hi - lo)
+            found = probe(length)
+            if found is not None:
+                best = found
                 low = length + 1
             else:
                 high = length - 1
@@ -241,6 +329,7 @@ class NgramSource(Protocol):
         max_length: int = MAX_MATCH,
         skip: tuple[int, int] | None = None,
         at_most: int = 0,
+        allowed: np.ndarray | None = None,
     ) -> Match | None: ...
 
 
@@ -259,8 +348,11 @@ class Without:
         max_length: int = MAX_MATCH,
         skip: tuple[int, int] | None = None,
         at_most: int = 0,
+        allowed: np.ndarray | None = None,
     ) -> Match | None:
-        return self.index.longest_match(context, max_length, (self.start, self.end), at_most)
+        return self.index.longest_match(
+            context, max_length, (self.start, self.end), at_most, allowed
+        )
 
     def draft(
         self,
@@ -311,18 +403,20 @@ class NgramMixer:
     _lengths: list[int] = field(default_factory=list)
     _grown: bool = False
 
-    def best_match(self) -> Match | None:
-        """The longest match over the sources; an earlier source wins a tie."""
+    def best_match(self, allowed: np.ndarray | None = None) -> Match | None:
+        """The longest match over the sources (continued by one of `allowed`, when given); an
+        earlier source wins a tie."""
         best: Match | None = None
         known = self._grown and len(self._lengths) == len(self.sources)
         lengths: list[int] = []
         for i, source in enumerate(self.sources):
             bound = self._lengths[i] + 1 if known else 0
-            found = source.longest_match(self.context, at_most=bound)
+            found = source.longest_match(self.context, at_most=bound, allowed=allowed)
             lengths.append(found.length if found is not None else 0)
             if found is not None and (best is None or found.length > best.length):
                 best = found
-        self._lengths, self._grown = lengths, False
+        # A length found under `allowed` bounds nothing: the next step searches from scratch.
+        self._lengths, self._grown = (lengths if allowed is None else []), False
         return best
 
     def accept(self, token: int) -> None:
@@ -331,15 +425,22 @@ class NgramMixer:
         if len(self.context) > 4 * MAX_MATCH:
             del self.context[:-MAX_MATCH]
 
-    def mix(self, logits: np.ndarray) -> np.ndarray:
-        """Logits of the interpolated distribution; the input when no match counts."""
-        match = self.best_match()
+    def mix(self, logits: np.ndarray, allowed: np.ndarray | None = None) -> np.ndarray:
+        """Logits of the interpolated distribution; the input when no match counts. With
+        `allowed` (the tokens a forced text permits), only matches continued by one of them
+        count; the sampler keeps to them afterwards."""
+        match = self.best_match(allowed)
         if match is None or match.length <= self.weights.min_length:
             return logits  # carries no weight: the softmax below is not worth its cost
         shifted = logits.astype(np.float64) - float(np.max(logits))
         probs = np.exp(shifted)
         probs /= probs.sum()
         live = probs > 0
+        # Over the whole vocabulary, also under a forced text: the mass the model puts outside
+        # the allowed tokens vanishes when the sampler keeps to them, so the match's mass, all
+        # on allowed tokens, counts for more there. Renormalizing the model to the allowed
+        # tokens first was measured: a small model's pick among them (often the exact typed
+        # piece, which splits a word as no training text did) then outweighed the user's code.
         entropy = float(-(probs[live] * np.log(probs[live])).sum())
         weight = self.weights.weight(match, entropy)
         if weight <= 0.0:

@@ -380,7 +380,8 @@ class Scheduler:
             return logits
         started = time.perf_counter()
         before = mixer.mixed_steps
-        mixed = mixer.mix(logits)
+        allowed = self._forcing_index().allowed(sequence.forced) if sequence.forced else None
+        mixed = mixer.mix(logits, allowed if allowed is not None and allowed.size else None)
         self._mixing_seconds += time.perf_counter() - started
         self.counters["mixing_rows"] += 1
         self.counters["mixed_rows"] += mixer.mixed_steps - before

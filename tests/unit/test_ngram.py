@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from inference.forcing import constrain
 from inference.ngram import Match, MixingWeights, NgramMixer, TokenSuffixIndex, Without
 
 SEP = 9999
@@ -112,3 +113,56 @@ def test_a_document_left_out_of_an_index_predicts_nothing() -> None:
     match = Without(index, 0, 5).longest_match([1, 2, 3])
     assert match is not None and match.counts == {9: 1}
     assert Without(index, 0, 10).longest_match([1, 2, 3]) is None
+
+
+def test_a_forced_text_keeps_only_the_continuations_that_write_it() -> None:
+    # After [1, 2] the index has 3 many times and 4 once; only 4 can write the forced text.
+    index = _index(*([[1, 2, 3]] * 200), [1, 2, 4])
+    match = index.longest_match([7, 1, 2], allowed=np.array([4, 5]))
+    assert match is not None
+    assert (match.length, match.counts) == (2, {4: 1})
+    assert index.longest_match([7, 1, 2]) is not None
+
+
+def test_a_forced_text_backs_off_to_the_longest_suffix_it_follows() -> None:
+    # [8, 1, 2] is followed only by 3; the shorter [1, 2] is also followed by 4 elsewhere.
+    index = _index([8, 1, 2, 3], [9, 1, 2, 4])
+    match = index.longest_match([8, 1, 2], allowed=np.array([4]))
+    assert match is not None
+    assert (match.length, match.counts) == (2, {4: 1})
+    assert index.longest_match([8, 1, 2], allowed=np.array([6])) is None
+
+
+def test_a_large_allowed_set_filters_the_sample_and_skips_the_buffer() -> None:
+    index = _index([1, 2, 3], [1, 2, 4])
+    wide = np.arange(3, 90)
+    match = index.longest_match([1, 2], allowed=wide)
+    assert match is not None
+    assert match.counts == {3: 1, 4: 1}
+    assert Without(index, 0, 4).longest_match([1, 2], allowed=np.array([3, 4])) == Match(
+        2, {4: 1}, 2
+    )
+
+
+def test_forced_mixing_moves_the_choice_among_the_allowed_tokens_only() -> None:
+    doc = list(range(100, 130))
+    mixer = NgramMixer((_index(doc),), context=doc[:12])
+    logits = np.zeros(200, dtype=np.float32)
+    logits[150] = 5.0  # outside what the forced text allows
+    allowed = np.array([112, 149])
+    mixed = constrain(mixer.mix(logits, allowed=allowed), allowed)  # as the sampler does
+    assert int(np.argmax(mixed)) == 112
+
+
+def test_the_step_after_a_forced_one_searches_the_whole_length_again() -> None:
+    # Under the forced text only the short [2] is followed by an allowed token (4); once 3 is
+    # accepted (the model's choice), the match is the long one again, not bounded by that.
+    doc = [1, 2, 3, 5, 6]
+    index = _index(doc, [9, 2, 4])
+    mixer = NgramMixer((index,), context=[1, 2])
+    logits = np.zeros(20, dtype=np.float32)
+    mixer.mix(logits, allowed=np.array([4]))
+    mixer.accept(3)
+    match = mixer.best_match()
+    assert match is not None
+    assert (match.length, match.counts) == (3, {5: 1})
