@@ -15,7 +15,10 @@ user's FLASHCODE_* variables and config file are kept out.
 Latency is from sending that request to its answer. Before it, one warm-up request on a buffer
 of its own (not from any project, closed again) pays the one-off costs of a process's first
 model call, which an editor's user pays once per session, not per keystroke; measured here they
-double the p50 (`--no-warmup` measures the first request instead). After the measured request,
+double the p50 (`--no-warmup` measures the first request instead). `--cursor-rest` then lets
+the cursor rest at the hole first (`flashcode/cursor`, as the Neovim and VS Code clients send
+it) until the warm prefill of that prompt has run: the latency of a user who places the cursor
+and pauses before typing, against the default's request out of the blue. After the measured request,
 `flashcode/stats` tells why an empty answer was empty (`lastEmptyReason`: the name of the
 post-processing rule that emptied it, or "not-ready", "mid-line-filter", "cache-empty",
 "model-empty"; "model-error" when the model failed to load).
@@ -74,6 +77,7 @@ ROOT = Path(__file__).resolve().parent.parent
 READY_TIMEOUT_S = 300.0
 WORKSPACE_PASS_TIMEOUT_S = 120.0
 POLL_S = 0.05
+WARM_TIMEOUT_S = 10.0
 INDEX_START_GRACE_S = 2.0
 STOP_TIMEOUT_S = 10.0
 CASE_TIMEOUT_S = 600.0  # a case that takes longer counts as an error, and the run goes on
@@ -157,6 +161,23 @@ class CaseServer:
                 return
             await asyncio.sleep(POLL_S)
 
+    async def rest_cursor(self, uri: str, line: int, character: int) -> None:
+        """The cursor rests at the hole, as Neovim's CursorHold and VS Code's settled selection
+        tell the server (`flashcode/cursor`), and the user reads for as long as the warm
+        prefill of that prompt takes (up to WARM_TIMEOUT_S) before typing on."""
+        before = (await self.stats()).get("warm", {})
+        settled = before.get("warmed", 0) + before.get("dropped", 0)
+        self.client.protocol.notify(
+            "flashcode/cursor",
+            {"textDocument": {"uri": uri}, "position": {"line": line, "character": character}},
+        )
+        deadline = time.perf_counter() + WARM_TIMEOUT_S
+        while time.perf_counter() < deadline:
+            now = (await self.stats()).get("warm", {})
+            if now.get("warmed", 0) + now.get("dropped", 0) > settled:
+                return
+            await asyncio.sleep(POLL_S)
+
     async def stop(self) -> None:
         """Shut down as an editor does; a server that does not answer in time is killed."""
         try:
@@ -214,6 +235,7 @@ async def run_case(
     model: Path,
     warmup: bool,
     settings: dict[str, str] | None = None,
+    cursor_rest: bool = False,
 ) -> Outcome:
     with tempfile.TemporaryDirectory(prefix="flashcode-eval-repo-") as scratch_name:
         scratch = Path(scratch_name)
@@ -222,7 +244,8 @@ async def run_case(
         try:
             await server.start(model, scratch / "cache", scratch, settings)
             return await asyncio.wait_for(
-                ask(server, case, project, workspace, scratch, warmup), CASE_TIMEOUT_S
+                ask(server, case, project, workspace, scratch, warmup, cursor_rest),
+                CASE_TIMEOUT_S,
             )
         except Exception as exc:  # one broken case must not cost the run: it counts as empty
             return Outcome(case, "", float("nan"), f"error: {type(exc).__name__}")
@@ -231,7 +254,13 @@ async def run_case(
 
 
 async def ask(
-    server: CaseServer, case: Case, project: Project, workspace: Path, scratch: Path, warmup: bool
+    server: CaseServer,
+    case: Case,
+    project: Project,
+    workspace: Path,
+    scratch: Path,
+    warmup: bool,
+    cursor_rest: bool = False,
 ) -> Outcome:
     """Initialize on the workspace, open the buffer, wait as an editor's user does, then ask."""
     client = server.client
@@ -264,6 +293,8 @@ async def ask(
         await warm_up(client, scratch)
     line_start = case.prefix.rfind("\n") + 1
     character = len(case.prefix[line_start:].encode("utf-16-le")) // 2
+    if cursor_rest:
+        await server.rest_cursor(uri, case.line, character)
     changed_before = (await server.stats()).get("completions", {}).get("changedByRule", {})
     answer, latency_ms = await inline_completion(client, uri, case.line, character)
     report = await server.stats()
@@ -286,6 +317,7 @@ async def run_all(
     jobs: int,
     warmup: bool,
     settings: dict[str, str] | None = None,
+    cursor_rest: bool = False,
 ) -> list[Outcome]:
     semaphore = asyncio.Semaphore(jobs)
     done = 0
@@ -293,7 +325,9 @@ async def run_all(
     async def one(case: Case) -> Outcome:
         nonlocal done
         async with semaphore:
-            outcome = await run_case(case, projects[case.project], model, warmup, settings)
+            outcome = await run_case(
+                case, projects[case.project], model, warmup, settings, cursor_rest
+            )
         done += 1
         print(f"\r{done}/{len(cases)} cases", end="", file=sys.stderr, flush=True)
         return outcome
@@ -339,6 +373,12 @@ def main(argv: Sequence[str]) -> int:
         action="store_true",
         help="measure the first request a server answers, one-off costs included",
     )
+    parser.add_argument(
+        "--cursor-rest",
+        action="store_true",
+        help="before the request, the cursor rests at the hole (flashcode/cursor) until the "
+        "warm prefill of its prompt ends, as in an editor whose user pauses before typing",
+    )
     for part, (variable, value) in ABLATIONS.items():
         parser.add_argument(
             f"--no-{part}", action="store_true", help=f"ablation: servers with {variable}={value}"
@@ -369,7 +409,9 @@ def main(argv: Sequence[str]) -> int:
     settings = ablation_settings(off, args.retrieval)
     started = time.perf_counter()
     flash = asyncio.run(
-        run_all(cases, projects, args.model, args.jobs, not args.no_warmup, settings)
+        run_all(
+            cases, projects, args.model, args.jobs, not args.no_warmup, settings, args.cursor_rest
+        )
     )
     peer = peer_outcomes(cases, projects)
     result = {
@@ -386,6 +428,7 @@ def main(argv: Sequence[str]) -> int:
             + "".join(f", {key}={value}" for key, value in settings.items()),
             "ablations": {part: part not in off for part in ABLATIONS},
             "warmup": not args.no_warmup,
+            "cursor_rest": args.cursor_rest,
             "wall_s": round(time.perf_counter() - started, 1),
         },
         "flashcode": report(flash),
