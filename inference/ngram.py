@@ -26,6 +26,8 @@ Trade-offs:
 from __future__ import annotations
 
 import bisect
+import math
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
@@ -79,6 +81,7 @@ class Match:
     length: int  # tokens of the context matched
     counts: dict[int, int]  # next token -> occurrences (from at most SAMPLE of them)
     occurrences: int  # all occurrences of the matched suffix
+    rows: tuple[int, int] = (0, 0)  # its suffix-array rows in the index searched
 
 
 class TokenSuffixIndex:
@@ -182,26 +185,29 @@ class TokenSuffixIndex:
         skip: tuple[int, int] | None = None,
         at_most: int = 0,
         allowed: np.ndarray | None = None,
+        within: tuple[int, int] | None = None,
     ) -> Match | None:
         """The longest suffix of `context` (up to `max_length`) that occurs with a continuation,
         occurrences starting in tokens [skip[0], skip[1]) left out. `at_most` (when > 0) is a
         known bound, the previous step's length plus one: tried first, it is usually the answer,
-        and one range search replaces a bisection. With `allowed` (token ids), only
-        continuations among them count: the answer must write a forced text (token healing),
-        and what followed the context elsewhere is only evidence where it agrees."""
+        and one range search replaces a bisection; `within`, the previous match's rows, narrows
+        that search to them (the longer suffix's rows lie inside the shorter one's). With
+        `allowed` (token ids), only continuations among them count: the answer must write a
+        forced text (token healing), and what followed the context elsewhere is only evidence
+        where it agrees."""
         if allowed is not None and allowed.size <= ALLOWED_SEARCHED:
             return self._longest_allowed(context, max_length, skip, at_most, allowed)
-        found = self._longest(context, max_length, skip, at_most)
+        found = self._longest(context, max_length, skip, at_most, within)
         if found is None:
             return None
-        length, after, occurrences = found
-        following = self.tokens[after]
+        length, after, occurrences, rows = found
+        following = self.tokens[after].tolist()
         if allowed is not None:
-            following = following[np.isin(following, allowed)]
-            if not following.size:
+            permitted = set(allowed.tolist())
+            following = [token for token in following if token in permitted]
+            if not following:
                 return None
-        values, counts = np.unique(following, return_counts=True)
-        return Match(length, dict(zip(values.tolist(), counts.tolist(), strict=True)), occurrences)
+        return Match(length, dict(Counter(following)), occurrences, rows)
 
     def _longest_allowed(
         self,
@@ -234,7 +240,7 @@ class TokenSuffixIndex:
                 t_lo, t_hi = self._range(query + suffix, lo, hi)
                 if t_hi > t_lo and (live := self._live_share(t_lo, t_hi, skip)) > 0.0:
                     counts[token] = max(1, round(live * (t_hi - t_lo)))
-            return Match(length, counts, hi - lo) if counts else None
+            return Match(length, counts, hi - lo, (lo, hi)) if counts else None
 
         return self._bisect_length(len(encoded) // w, at_most, probe)
 
@@ -262,7 +268,7 @@ class TokenSuffixIndex:
         found = self._longest(context, MAX_MATCH, skip, at_most)
         if found is None:
             return 0, []
-        length, after, _ = found
+        length, after, _, _ = found
         following = self.tokens[after]
         values, counts = np.unique(following, return_counts=True)
         start = int(after[int(np.flatnonzero(following == values[int(np.argmax(counts))])[0])])
@@ -276,17 +282,23 @@ class TokenSuffixIndex:
         max_length: int,
         skip: tuple[int, int] | None,
         at_most: int,
-    ) -> tuple[int, np.ndarray, int] | None:
-        """(length, where the sampled continuations are, occurrences) of the longest match."""
+        within: tuple[int, int] | None = None,
+    ) -> tuple[int, np.ndarray, int, tuple[int, int]] | None:
+        """(length, where the sampled continuations are, occurrences, rows) of the longest
+        match."""
         encoded = self._tail_bytes(context, max_length)
         if encoded is None:
             return None
         w = self._width
+        narrow = within if within is not None and at_most > 0 else (0, len(self.suffix_array))
 
-        def probe(length: int) -> tuple[int, np.ndarray, int] | None:
-            lo, hi = self._range(encoded[len(encoded) - length * w :])
+        def probe(length: int) -> tuple[int, np.ndarray, int, tuple[int, int]] | None:
+            bounds = narrow if length == at_most else (0, len(self.suffix_array))
+            lo, hi = self._range(encoded[len(encoded) - length * w :], *bounds)
             after = self._continuations(lo, hi, length, skip) if hi > lo else None
-            return (length, after, hi - lo) if after is not None and after.size else None
+            if after is None or not after.size:
+                return None
+            return (length, after, hi - lo, (lo, hi))
 
         return self._bisect_length(len(encoded) // w, at_most, probe)
 
@@ -330,6 +342,7 @@ class NgramSource(Protocol):
         skip: tuple[int, int] | None = None,
         at_most: int = 0,
         allowed: np.ndarray | None = None,
+        within: tuple[int, int] | None = None,
     ) -> Match | None: ...
 
 
@@ -349,9 +362,10 @@ class Without:
         skip: tuple[int, int] | None = None,
         at_most: int = 0,
         allowed: np.ndarray | None = None,
+        within: tuple[int, int] | None = None,
     ) -> Match | None:
         return self.index.longest_match(
-            context, max_length, (self.start, self.end), at_most, allowed
+            context, max_length, (self.start, self.end), at_most, allowed, within
         )
 
     def draft(
@@ -398,29 +412,36 @@ class NgramMixer:
     context: list[int]
     weights: MixingWeights = field(default_factory=MixingWeights)
     mixed_steps: int = 0  # steps where the match moved the distribution
-    # Per source, the match length the last search found and whether one token came since:
-    # the next longest match is then at most one longer (`at_most`).
-    _lengths: list[int] = field(default_factory=list)
-    _grown: bool = False
+    # Per source, the match the last search found (None: nothing) and how many tokens came
+    # since: after exactly one, the next longest match is at most one longer (`at_most`) and
+    # lies inside the last one's rows (`within`).
+    _found: list[Match | None] = field(default_factory=list)
+    _grown: int = 0
 
     def best_match(self, allowed: np.ndarray | None = None) -> Match | None:
         """The longest match over the sources (continued by one of `allowed`, when given); an
         earlier source wins a tie."""
         best: Match | None = None
-        known = self._grown and len(self._lengths) == len(self.sources)
-        lengths: list[int] = []
+        known = self._grown == 1 and len(self._found) == len(self.sources)
+        found_now: list[Match | None] = []
         for i, source in enumerate(self.sources):
-            bound = self._lengths[i] + 1 if known else 0
-            found = source.longest_match(self.context, at_most=bound, allowed=allowed)
-            lengths.append(found.length if found is not None else 0)
+            last = self._found[i] if known else None
+            bound = (last.length + 1 if last is not None else 1) if known else 0
+            found = source.longest_match(
+                self.context,
+                at_most=bound,
+                allowed=allowed,
+                within=last.rows if last is not None and allowed is None else None,
+            )
+            found_now.append(found)
             if found is not None and (best is None or found.length > best.length):
                 best = found
-        # A length found under `allowed` bounds nothing: the next step searches from scratch.
-        self._lengths, self._grown = (lengths if allowed is None else []), False
+        # A match found under `allowed` bounds nothing: the next step searches from scratch.
+        self._found, self._grown = (found_now if allowed is None else []), 0
         return best
 
     def accept(self, token: int) -> None:
-        self._grown = True
+        self._grown += 1
         self.context.append(token)
         if len(self.context) > 4 * MAX_MATCH:
             del self.context[:-MAX_MATCH]
@@ -432,24 +453,27 @@ class NgramMixer:
         match = self.best_match(allowed)
         if match is None or match.length <= self.weights.min_length:
             return logits  # carries no weight: the softmax below is not worth its cost
-        shifted = logits.astype(np.float64) - float(np.max(logits))
-        probs = np.exp(shifted)
-        probs /= probs.sum()
-        live = probs > 0
+        # One exp over the vocabulary, no log: the entropy is log Z - E[shifted], and every
+        # token the match does not name keeps its logit less one constant.
+        shifted = logits.astype(np.float32) - np.float32(np.max(logits))
+        np.maximum(shifted, np.float32(-1e4), out=shifted)  # a banned -inf would make 0 * inf
+        exps = np.exp(shifted)
+        total_exp = float(exps.sum())
         # Over the whole vocabulary, also under a forced text: the mass the model puts outside
         # the allowed tokens vanishes when the sampler keeps to them, so the match's mass, all
         # on allowed tokens, counts for more there. Renormalizing the model to the allowed
         # tokens first was measured: a small model's pick among them (often the exact typed
         # piece, which splits a word as no training text did) then outweighed the user's code.
-        entropy = float(-(probs[live] * np.log(probs[live])).sum())
+        entropy = math.log(total_exp) - float(np.dot(exps, shifted)) / total_exp
         weight = self.weights.weight(match, entropy)
         if weight <= 0.0:
             return logits
+        # log((1 - w) p_i) for the tokens the match does not name...
+        mixed = shifted + np.float32(math.log1p(-weight) - math.log(total_exp))
         total = sum(match.counts.values())
-        mixed = probs * (1.0 - weight)
         for token, count in match.counts.items():
-            if token < len(mixed):
-                mixed[token] += weight * count / total
+            if token < len(mixed):  # ...and log((1 - w) p_i + w c_i / total) for those it does
+                p = float(exps[token]) / total_exp
+                mixed[token] = math.log((1.0 - weight) * p + weight * count / total)
         self.mixed_steps += 1
-        with np.errstate(divide="ignore"):
-            return np.log(mixed).astype(logits.dtype)
+        return mixed.astype(logits.dtype, copy=False)

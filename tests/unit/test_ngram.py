@@ -139,9 +139,9 @@ def test_a_large_allowed_set_filters_the_sample_and_skips_the_buffer() -> None:
     match = index.longest_match([1, 2], allowed=wide)
     assert match is not None
     assert match.counts == {3: 1, 4: 1}
-    assert Without(index, 0, 4).longest_match([1, 2], allowed=np.array([3, 4])) == Match(
-        2, {4: 1}, 2
-    )
+    found = Without(index, 0, 4).longest_match([1, 2], allowed=np.array([3, 4]))
+    assert found is not None
+    assert (found.length, found.counts, found.occurrences) == (2, {4: 1}, 2)
 
 
 def test_forced_mixing_moves_the_choice_among_the_allowed_tokens_only() -> None:
@@ -166,3 +166,48 @@ def test_the_step_after_a_forced_one_searches_the_whole_length_again() -> None:
     match = mixer.best_match()
     assert match is not None
     assert (match.length, match.counts) == (3, {5: 1})
+
+
+def test_searching_inside_the_last_match_finds_what_a_search_from_scratch_finds() -> None:
+    rng = np.random.default_rng(3)
+    # A small alphabet, so that long and short, pure and ambiguous matches all occur.
+    docs = [rng.integers(0, 6, size=400).tolist() for _ in range(5)]
+    buffer = _index(docs[0][:200])
+    workspace = _index(*docs[1:])
+    for trial in range(20):
+        context = docs[1 + trial % 4][trial * 7 : trial * 7 + 30]
+        hinted = NgramMixer((buffer, workspace), context=list(context))
+        for token in rng.integers(0, 6, size=25).tolist():
+            fresh = NgramMixer((buffer, workspace), context=list(hinted.context))
+            got, want = hinted.best_match(), fresh.best_match()
+            assert (got is None) == (want is None)
+            if got is not None and want is not None:
+                assert (got.length, got.counts, got.occurrences) == (
+                    want.length,
+                    want.counts,
+                    want.occurrences,
+                )
+            hinted.accept(token)
+
+
+def test_the_mixed_logits_are_the_log_of_the_interpolated_distribution() -> None:
+    rng = np.random.default_rng(5)
+    doc = list(range(100, 130))
+    mixer = NgramMixer((_index(doc, [*doc[:12], 140]),), context=doc[:12])
+    logits = rng.standard_normal(200).astype(np.float32)
+    logits[7] = -np.inf  # a token banned upstream stays impossible
+    match = mixer.best_match()
+    assert match is not None
+    mixer._grown = 0  # the next mix searches from scratch again
+    mixed = mixer.mix(logits)
+    probs = np.exp(logits.astype(np.float64) - logits[np.isfinite(logits)].max())
+    probs /= probs.sum()
+    entropy = float(-(probs[probs > 0] * np.log(probs[probs > 0])).sum())
+    weight = MixingWeights().weight(match, entropy)
+    want = probs * (1 - weight)
+    for token, count in match.counts.items():
+        want[token] += weight * count / sum(match.counts.values())
+    got = np.exp(mixed.astype(np.float64))
+    assert abs(got.sum() - 1.0) < 1e-4
+    assert np.allclose(got, want, atol=1e-5)
+    assert got[7] == 0.0
