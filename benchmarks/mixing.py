@@ -23,6 +23,7 @@ from inference.engine import Engine, EngineOptions
 from inference.ngram import TokenSuffixIndex
 from inference.router import default_model_dir
 from inference.scheduler import GenerationRequest
+from lsp_server.workspace.segments import separator_for
 
 
 def _step_ms(stats: dict[str, Any]) -> float:
@@ -40,7 +41,7 @@ def measure(model: Path, project: str, prompts: int, new_tokens: int, seed: int)
     engine = Engine.load(model, EngineOptions(max_batch=1))
     try:
         tokenizer = engine.tokenizer
-        separator = max(tokenizer.vocab_size, 0xFFFF)
+        separator = separator_for(tokenizer.vocab_size)
         texts = {path: source.read(path) for path in source.files}
         workspace = TokenSuffixIndex.from_documents(
             [tokenizer.encode(text) for text in texts.values()], separator

@@ -11,6 +11,7 @@ import pytest
 from inference.engine import Engine, EngineOptions
 from inference.ngram import TokenSuffixIndex
 from inference.scheduler import GenerationRequest
+from lsp_server.workspace.segments import separator_for
 from tests.conftest import e2e_model_dir
 
 WORKSPACE_LINE = "    return frobnicate_quux(widget, 17, mode='strict')\n"
@@ -33,7 +34,7 @@ def _request(engine: Engine, prompt: str) -> GenerationRequest:
 def _workspace(engine: Engine) -> TokenSuffixIndex:
     text = f"def other(widget):\n{WORKSPACE_LINE}"
     return TokenSuffixIndex.from_documents(
-        [engine.tokenizer.encode(text)], separator=max(engine.tokenizer.vocab_size, 0xFFFF)
+        [engine.tokenizer.encode(text)], separator=separator_for(engine.tokenizer.vocab_size)
     )
 
 
