@@ -76,6 +76,19 @@ class ForcedPrefixIndex:
         parts.append(np.array(shorter, dtype=np.int64))
         return np.unique(np.concatenate(parts))
 
+    def reaching(self, remainder: str) -> np.ndarray:
+        """The allowed tokens that write all of `remainder` (and maybe more), when the
+        vocabulary has any; else every allowed token. A BPE tokenizer writes a word with the
+        longest pieces its merges reach, so a token that stops inside the typed piece
+        (`Imp` for `Implem`) splits the word as no training text did, and the model and the
+        workspace match both lose track of it."""
+        allowed = self.allowed(remainder)
+        if not remainder:
+            return allowed
+        lo, hi = self._range(remainder)
+        reaching = np.intersect1d(allowed, self._ids[lo:hi], assume_unique=True)
+        return reaching if reaching.size else allowed
+
     def after_blank(self) -> np.ndarray:
         """Ids that may follow a forced text ending in a blank: none that starts with one."""
         return self._after_blank

@@ -115,6 +115,7 @@ class _Sequence:
     forced: str = ""  # what is left to write of the request's forced prefix
     after_blank: bool = False  # the forced prefix just ended in a blank: no blank may follow
     mixer: NgramMixer | None = None
+    matched: bool = False  # the workspace match moved this step's distribution
     drafter: Drafter | None = None  # made at its first decode step when prompt lookup is on
 
 
@@ -382,6 +383,7 @@ class Scheduler:
         before = mixer.mixed_steps
         allowed = self._forcing_index().allowed(sequence.forced) if sequence.forced else None
         mixed = mixer.mix(logits, allowed if allowed is not None and allowed.size else None)
+        sequence.matched = mixer.mixed_steps > before
         self._mixing_seconds += time.perf_counter() - started
         self.counters["mixing_rows"] += 1
         self.counters["mixed_rows"] += mixer.mixed_steps - before
@@ -395,7 +397,13 @@ class Scheduler:
     def _sample(self, sequence: _Sequence, logits: np.ndarray) -> int:
         """The next token of one row, kept to the forced prefix while some of it is left."""
         if sequence.forced:
-            allowed = self._forcing_index().allowed(sequence.forced)
+            # The project's code knows how its words are split into tokens; without a match,
+            # the pieces that reach past the typed text (see ForcedPrefixIndex.reaching).
+            forcing = self._forcing_index()
+            matched, sequence.matched = sequence.matched, False
+            allowed = (
+                forcing.allowed(sequence.forced) if matched else forcing.reaching(sequence.forced)
+            )
             if allowed.size:
                 return sequence.sampler(constrain(logits, allowed))
             # No token can write it (a vocabulary without that character whole): write freely,

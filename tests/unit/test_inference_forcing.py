@@ -51,6 +51,15 @@ def test_the_mask_allows_exactly_the_consistent_tokens(
     assert allowed.size > 0
 
 
+def test_reaching_keeps_the_pieces_that_write_all_of_the_typed_text() -> None:
+    texts = ["", "I", "Im", "Imp", "Implem", "Implemented", "Implement", "x", " ", " s"]
+    index = ForcedPrefixIndex(texts)
+    reaching = {texts[t] for t in index.reaching("Implem").tolist()}
+    assert reaching == {"Implem", "Implemented", "Implement"}
+    # No piece writes all of " se": the ones that write part of it stay allowed.
+    assert {texts[t] for t in index.reaching(" se").tolist()} == {" ", " s"}
+
+
 def test_special_and_byte_piece_tokens_are_never_forced(
     tokenizer: Tokenizer, index: ForcedPrefixIndex
 ) -> None:
