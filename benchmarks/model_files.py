@@ -17,6 +17,7 @@ import importlib
 import json
 import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -145,26 +146,45 @@ def write_hf(
     """A Hugging Face directory: config.json, model.safetensors (float32) and the tokenizer."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+    write_f32_safetensors(
+        out / "model.safetensors",
+        {name: tuple(array.shape) for name, array in tensors.items()},
+        iter(tensors.values()),
+    )
+    copy_tokenizer(tokenizer_dir, out)
+    return out
+
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+
+
+def write_f32_safetensors(
+    path: Path, shapes: dict[str, tuple[int, ...]], arrays: Iterator[Any]
+) -> None:
+    """A float32 safetensors file: the header from `shapes` (name -> dims, in file order), then
+    `arrays` in that order, written one by one so that no more than one is held at a time."""
     header: dict[str, Any] = {"__metadata__": {"format": "pt"}}
     offset = 0
-    for name, array in tensors.items():
-        size = array.size * 4
+    for name, dims in shapes.items():
+        size = int(np.prod(dims)) * 4
         header[name] = {
             "dtype": "F32",
-            "shape": list(array.shape),
+            "shape": list(dims),
             "data_offsets": [offset, offset + size],
         }
         offset += size
     encoded = json.dumps(header).encode()
     encoded += b" " * (-len(encoded) % 8)
-    with open(out / "model.safetensors", "wb") as file:
+    with open(path, "wb") as file:
         file.write(len(encoded).to_bytes(8, "little") + encoded)
-        for array in tensors.values():
+        for array in arrays:
             file.write(np.ascontiguousarray(array, dtype="<f4").tobytes())
-    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+
+
+def copy_tokenizer(tokenizer_dir: Path, out: Path) -> None:
+    for name in TOKENIZER_FILES:
         if (tokenizer_dir / name).is_file():
-            shutil.copy(tokenizer_dir / name, out / name)
-    return out
+            shutil.copy2(tokenizer_dir / name, out / name)
 
 
 _GGUF_NAMES = {

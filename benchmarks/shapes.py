@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.model_files import TOKENIZER_FILES, copy_tokenizer, write_f32_safetensors
 from inference.router import default_model_dir
 
 SEED = 0
@@ -47,7 +48,6 @@ INIT_STD = 0.02
 # Bumped when the way a shape's files are made changes, so old caches are rebuilt.
 RECIPE_VERSION = 1
 CACHE_ROOT = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "flashcode" / "shapes"
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 GGUF_TYPES = {"q4_0": 2, "q8_0": 7}  # llama.cpp's LLAMA_FTYPE_MOSTLY_Q4_0 / _Q8_0
 
 
@@ -177,25 +177,12 @@ def write_random_hf(shape: ModelShape, out: Path, tokenizer_dir: Path, seed: int
     out.mkdir(parents=True, exist_ok=True)
     ids = special_ids(tokenizer_dir)
     (out / "config.json").write_text(json.dumps(hf_config(shape, ids), indent=2), encoding="utf-8")
-    header: dict[str, Any] = {"__metadata__": {"format": "pt"}}
-    offset = 0
-    for name, dims in shape.tensor_shapes().items():
-        size = int(np.prod(dims)) * 4
-        header[name] = {
-            "dtype": "F32",
-            "shape": list(dims),
-            "data_offsets": [offset, offset + size],
-        }
-        offset += size
-    encoded = json.dumps(header).encode()
-    encoded += b" " * (-len(encoded) % 8)
-    with open(out / "model.safetensors", "wb") as file:
-        file.write(len(encoded).to_bytes(8, "little") + encoded)
-        for _, array in _random_tensors(shape, ids["vocab"], seed):
-            file.write(np.ascontiguousarray(array, dtype="<f4").tobytes())
-    for name in TOKENIZER_FILES:
-        if (tokenizer_dir / name).is_file():
-            shutil.copy2(tokenizer_dir / name, out / name)
+    write_f32_safetensors(
+        out / "model.safetensors",
+        {name: tuple(dims) for name, dims in shape.tensor_shapes().items()},
+        (array for _, array in _random_tensors(shape, ids["vocab"], seed)),
+    )
+    copy_tokenizer(tokenizer_dir, out)
     return out
 
 
