@@ -7,7 +7,9 @@ remainder or starts with all of it.
 
 The vocabulary is indexed once per tokenizer: its token texts sorted, so the tokens starting
 with the remainder are one bisected range, and a dict from text to ids for the remainder's own
-prefixes. Trade-offs:
+prefixes. A forced step asks for the same remainder two or three times (the mixer, the sampler,
+`reaching`), and concurrent requests share remainders, so both answers are memoized per
+remainder, as read-only arrays. Trade-offs:
 - a token that decodes to a piece of a UTF-8 character, or to nothing (special tokens), is
   never allowed while forcing: the forced text is whole characters, and an empty token would
   not advance it;
@@ -25,6 +27,7 @@ import numpy as np
 
 _BLANKS = (" ", "\t")
 _TOP = "\U0010ffff"  # sorts after every character: p <= s < p + _TOP for each s starting with p
+_MEMO_LIMIT = 4096  # remainders kept per index; past it the memo starts again
 
 
 class ForcedPrefixIndex:
@@ -47,6 +50,11 @@ class ForcedPrefixIndex:
             [token for token, text in enumerate(texts) if not text.startswith(_BLANKS)],
             dtype=np.int64,
         )
+        self._after_blank.flags.writeable = False
+        self._everything = np.arange(self.size, dtype=np.int64)
+        self._everything.flags.writeable = False
+        self._allowed_memo: dict[str, np.ndarray] = {}
+        self._reaching_memo: dict[str, np.ndarray] = {}
 
     def _range(self, start: str) -> tuple[int, int]:
         return (
@@ -55,9 +63,16 @@ class ForcedPrefixIndex:
         )
 
     def allowed(self, remainder: str) -> np.ndarray:
-        """Ids of the tokens that may come next while `remainder` is still to be written."""
+        """Ids of the tokens that may come next while `remainder` is still to be written
+        (read-only)."""
         if not remainder:
-            return np.arange(self.size, dtype=np.int64)
+            return self._everything
+        found = self._allowed_memo.get(remainder)
+        if found is None:
+            found = _remember(self._allowed_memo, remainder, self._allowed(remainder))
+        return found
+
+    def _allowed(self, remainder: str) -> np.ndarray:
         lo, hi = self._range(remainder)
         parts = [self._ids[lo:hi]]
         if remainder.endswith(_BLANKS):
@@ -81,13 +96,17 @@ class ForcedPrefixIndex:
         vocabulary has any; else every allowed token. A BPE tokenizer writes a word with the
         longest pieces its merges reach, so a token that stops inside the typed piece
         (`Imp` for `Implem`) splits the word as no training text did, and the model and the
-        workspace match both lose track of it."""
+        workspace match both lose track of it. Read-only."""
         allowed = self.allowed(remainder)
         if not remainder:
             return allowed
-        lo, hi = self._range(remainder)
-        reaching = np.intersect1d(allowed, self._ids[lo:hi], assume_unique=True)
-        return reaching if reaching.size else allowed
+        found = self._reaching_memo.get(remainder)
+        if found is None:
+            lo, hi = self._range(remainder)
+            reaching = np.intersect1d(allowed, self._ids[lo:hi], assume_unique=True)
+            found = reaching if reaching.size else allowed
+            _remember(self._reaching_memo, remainder, found)
+        return found
 
     def after_blank(self) -> np.ndarray:
         """Ids that may follow a forced text ending in a blank: none that starts with one."""
@@ -108,6 +127,14 @@ class ForcedPrefixIndex:
         if text and remainder.startswith(text):
             return remainder[len(text) :]
         return ""
+
+
+def _remember(memo: dict[str, np.ndarray], remainder: str, ids: np.ndarray) -> np.ndarray:
+    if len(memo) >= _MEMO_LIMIT:
+        memo.clear()
+    ids.flags.writeable = False
+    memo[remainder] = ids
+    return ids
 
 
 def constrain(logits: np.ndarray, allowed: np.ndarray) -> np.ndarray:

@@ -60,6 +60,18 @@ def test_reaching_keeps_the_pieces_that_write_all_of_the_typed_text() -> None:
     assert {texts[t] for t in index.reaching(" se").tolist()} == {" ", " s"}
 
 
+def test_a_remembered_answer_cannot_be_changed_by_its_caller() -> None:
+    texts = ["", "I", "Im", "Imp", "Implem", "x"]
+    index = ForcedPrefixIndex(texts)
+    first = index.allowed("Imp")
+    with pytest.raises(ValueError):
+        first[0] = 5  # a caller that wrote into the memo would corrupt every later answer
+    assert index.allowed("Imp") is first
+    assert {texts[t] for t in index.allowed("Imp").tolist()} == {"I", "Im", "Imp", "Implem"}
+    assert {texts[t] for t in index.reaching("Imp").tolist()} == {"Imp", "Implem"}
+    assert not index.reaching("Imp").flags.writeable
+
+
 def test_special_and_byte_piece_tokens_are_never_forced(
     tokenizer: Tokenizer, index: ForcedPrefixIndex
 ) -> None:
