@@ -158,7 +158,11 @@ def humaneval(args: argparse.Namespace) -> dict[str, Any]:
         single = score_humaneval(
             engine, "Single", args.limit_single, args.timeout, args.data, healing
         )
-        multi = score_humaneval(engine, "Multi", args.limit_multi, args.timeout, args.data, healing)
+        multi = (
+            score_humaneval(engine, "Multi", args.limit_multi, args.timeout, args.data, healing)
+            if args.limit_multi != 0
+            else None
+        )
     finally:
         engine.close()
     return {
@@ -166,8 +170,8 @@ def humaneval(args: argparse.Namespace) -> dict[str, Any]:
         "token_healing": not args.no_healing,
         "single_line_exact_match": single["exact_match"],
         "single_line_pass_at_1": single["pass_at_1"],
-        "multi_line_exact_match": multi["exact_match"],
-        "multi_line_pass_at_1": multi["pass_at_1"],
+        "multi_line_exact_match": multi["exact_match"] if multi else None,
+        "multi_line_pass_at_1": multi["pass_at_1"] if multi else None,
         "single_line": single,
         "multi_line": multi,
     }
@@ -261,7 +265,9 @@ def main(argv: list[str]) -> int:
     sub = parser.add_subparsers(dest="name", required=True)
     he = sub.add_parser("humaneval-infilling")
     he.add_argument("--limit-single", type=int, default=None, help="tasks (default: all 1,033)")
-    he.add_argument("--limit-multi", type=int, default=1000, help="tasks, evenly spread (of 5,815)")
+    he.add_argument(
+        "--limit-multi", type=int, default=1000, help="tasks, evenly spread (of 5,815; 0: none)"
+    )
     he.add_argument("--timeout", type=float, default=10.0, help="seconds per test run")
     he.add_argument(
         "--data", type=Path, default=HUMANEVAL_DIR, help="the human-eval-infilling files"
@@ -287,3 +293,7 @@ def main(argv: list[str]) -> int:
     ](args)
     print(json.dumps(report, indent=2))
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -42,3 +42,20 @@ def test_a_missing_corpus_says_how_to_build_it(
     with pytest.raises(SystemExit):
         main(["--texts", str(tmp_path / "none.jsonl")])
     assert "python -m inference.build corpus" in capsys.readouterr().err
+
+
+def test_windows_spread_over_every_text_and_a_source_can_be_left_out(tmp_path: Path) -> None:
+    from benchmarks.bpb import windows
+
+    class Characters:
+        def encode(self, text: str) -> list[int]:
+            return [ord(c) for c in text]
+
+    texts = ["a" * 40, "b" * 40, "c" * 40]  # four windows of 10 in each
+    picked = list(windows(texts, Characters(), size=10, limit=30))  # type: ignore[arg-type]
+    assert [chr(w[0]) for w in picked] == ["a", "b", "c"]  # not the first text's three windows
+    assert all(len(w) == 10 for w in picked)
+    corpus = tmp_path / "validation.jsonl"
+    rows = [{"source": "stdlib", "text": "old"}, {"source": "numpy", "text": "new"}]
+    corpus.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    assert read_texts(corpus, ["stdlib"]) == ["new"]
