@@ -5,7 +5,12 @@ corpus (work/corpus/: train.jsonl, validation.jsonl, report.json) -> tokenizer (
 pack (work/packed/: tokens.bin, its .xz to carry, index.json) -> train (work/checkpoint.pt,
 compact.pt, stable.pt, hf/) -> export (work/onnx/, then --out) -> card (MODEL_CARD.md in --out).
 `all` runs them in order and skips corpus, tokenizer and pack when their output exists, so a
-resumed run reuses them.
+resumed run reuses them. `--corpus-from DIR` links another work directory's corpus (and, with
+the same vocabulary and FIM mix, its tokenizer and packed file) instead of building them again.
+
+The recipe's knobs (`--shape`, `--vocab`, `--optimizer`, `--fim-rate`, `--max-tokens`) serve
+the ablations (ablate.py); `--gpu` is the larger model a lent GPU trains (`flashcode model build
+--gpu-minutes`).
 """
 
 from __future__ import annotations
@@ -15,7 +20,11 @@ import json
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from inference.build.train import ModelShape, TrainConfig
+from inference.build.fim_data import FimConfig
+from inference.build.train import OPTIMIZERS, SHAPES, ModelShape, TrainConfig
+
+GPU_BATCH_SIZE = 32  # rows of 1,024 tokens per step on a lent GPU
+GPU_DECAY_SHARE = 0.2  # of a GPU run's minutes, spent in the decay
 
 STAGES = ("corpus", "tokenizer", "pack", "train", "export", "card")
 
@@ -72,7 +81,55 @@ def stage_pack(work: Path, cfg: TrainConfig) -> dict:  # type: ignore[type-arg]
     return index
 
 
-def main(argv: list[str] | None = None) -> None:
+def link_corpus(source: Path, work: Path, same_tokens: bool) -> None:
+    """Use `source`'s corpus in `work` (symlinks); with `same_tokens` (same vocabulary and FIM
+    mix) also its tokenizer and packed file, so that nothing is rebuilt."""
+    linked = ["corpus/train.jsonl", "corpus/validation.jsonl"]
+    # report.json is copied: pack writes this run's token counts into it, for the card.
+    copied = ["corpus/report.json"]
+    if same_tokens:
+        linked += ["packed", "hf/tokenizer.json"]
+        copied += ["hf/tokenizer_config.json", "hf/special_tokens_map.json"]
+    for name in linked + copied:
+        target, here = (source / name).resolve(), work / name
+        if not target.exists():
+            raise SystemExit(f"--corpus-from: {target} does not exist; build it there first")
+        here.parent.mkdir(parents=True, exist_ok=True)
+        if here.exists() or here.is_symlink():
+            continue
+        if name in copied:
+            here.write_bytes(target.read_bytes())
+        else:
+            here.symlink_to(target)
+
+
+def config_from(args: argparse.Namespace) -> TrainConfig:
+    """The training config the flags ask for."""
+    shape = SHAPES["gpu" if args.gpu else args.shape]
+    if args.vocab:
+        shape = replace(shape, vocab_size=args.vocab)
+    cfg = TrainConfig(
+        minutes=args.minutes,
+        decay_minutes=args.decay_minutes,
+        threads=args.threads,
+        optimizer=args.optimizer,
+        max_tokens=args.max_tokens,
+        shape=shape,
+    )
+    if args.fim_rate is not None:
+        cfg = replace(cfg, fim=replace(FimConfig(), fim_rate=args.fim_rate))
+    if args.gpu:
+        cfg = replace(
+            cfg,
+            batch_size=GPU_BATCH_SIZE,
+            decay_minutes=args.decay_minutes or args.minutes * GPU_DECAY_SHARE,
+        )
+    if args.batch_size:
+        cfg = replace(cfg, batch_size=args.batch_size)
+    return cfg
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m inference.build")
     parser.add_argument("stage", choices=[*STAGES, "all"])
     parser.add_argument("--work", type=Path, default=Path("runs/tiny"))
@@ -83,11 +140,35 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--no-near-dedup", action="store_true")
-    args = parser.parse_args(argv)
-    cfg = TrainConfig(minutes=args.minutes, decay_minutes=args.decay_minutes, threads=args.threads)
-    if args.batch_size:
-        cfg = replace(cfg, batch_size=args.batch_size)
+    parser.add_argument("--shape", choices=sorted(SHAPES), default="tiny")
+    parser.add_argument("--vocab", type=int, default=0, help="vocabulary size (default: 8,192)")
+    parser.add_argument("--optimizer", choices=OPTIMIZERS, default="adamw")
+    parser.add_argument("--fim-rate", type=float, default=None, help="share of FIM rows")
+    parser.add_argument("--max-tokens", type=int, default=0, help="stop at this many tokens")
+    parser.add_argument(
+        "--gpu",
+        action="store_true",
+        help="the GPU recipe: the 31M-parameter shape, batch 32, the last fifth decayed",
+    )
+    parser.add_argument("--corpus-from", type=Path, default=None, help="a built work directory")
+    parser.add_argument("--notes", type=Path, default=None, help="card: a Markdown notes file")
+    parser.add_argument(
+        "--ablations", type=Path, default=None, help="card: the ablation table (ablations.md)"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    cfg = config_from(args)
     work: Path = args.work
+    if args.corpus_from is not None:
+        default = TrainConfig()
+        link_corpus(
+            args.corpus_from,
+            work,
+            same_tokens=cfg.shape.vocab_size == default.shape.vocab_size and cfg.fim == default.fim,
+        )
     every = args.stage == "all"
     if args.stage == "corpus" or (every and not (work / "corpus" / "report.json").exists()):
         print(json.dumps(stage_corpus(work, near=not args.no_near_dedup)["dedup"]))
@@ -108,7 +189,9 @@ def main(argv: list[str] | None = None) -> None:
 
         scores_file = work / "scores.json"
         scores = json.loads(scores_file.read_text()) if scores_file.exists() else {}
-        print(write_card(work, args.out or work / "export", scores))
+        notes = args.notes.read_text() if args.notes else ""
+        ablations = args.ablations.read_text() if args.ablations else ""
+        print(write_card(work, args.out or work / "export", scores, notes, ablations))
 
 
 if __name__ == "__main__":

@@ -51,7 +51,9 @@ def data_lines(report: dict[str, Any]) -> list[str]:
     ]
 
 
-def write_card(work: Path, out: Path, scores: dict[str, Any], notes: str = "") -> Path:
+def write_card(
+    work: Path, out: Path, scores: dict[str, Any], notes: str = "", ablations: str = ""
+) -> Path:
     config = json.loads((work / "train_config.json").read_text())
     state_file = work / "train_state.json"
     if not state_file.exists():
@@ -108,7 +110,8 @@ def write_card(work: Path, out: Path, scores: dict[str, Any], notes: str = "") -
         f"share {fim['line_span_rate']}, in-line share {fim.get('in_line_rate', 0)}), "
         f"end-of-middle loss weight {fim.get('end_of_middle_weight', 1)}, windows of "
         f"{shape['context_length']} tokens.",
-        f"- AdamW (betas 0.9/0.95, weight decay {config['weight_decay']}), peak LR {config['lr']}, "
+        ("- Muon for the hidden matrices and " if config.get("optimizer") == "muon" else "- ")
+        + f"AdamW (betas 0.9/0.95, weight decay {config['weight_decay']}), peak LR {config['lr']}, "
         f"warmup {config['warmup_steps']} steps, then "
         + (
             f"stable, and a 1 - sqrt decay to {config['min_lr_ratio']} of peak over the last "
@@ -190,6 +193,16 @@ def write_card(work: Path, out: Path, scores: dict[str, Any], notes: str = "") -
         lines[start:end] = [
             *data_lines(report),
             "- The weights are released with flashcode under the same terms as the project.",
+        ]
+    if ablations:
+        lines += [
+            "",
+            "## Ablations",
+            "",
+            "Each row trained from scratch on this corpus for the same tokens, stable learning rate"
+            " after the same warmup (`python -m inference.build.ablate`):",
+            "",
+            ablations.strip(),
         ]
     if notes:
         lines += ["", "## Notes", "", notes.strip()]

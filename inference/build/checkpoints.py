@@ -32,17 +32,26 @@ def save_compact(path: Path, model: Any, opt: Any, state: dict[str, Any]) -> Non
             return value.detach().to("cpu", torch.bfloat16)
         return value
 
-    optimizer = opt.state_dict()
-    optimizer["state"] = {
-        key: {name: small(v) for name, v in slots.items()}
-        for key, slots in optimizer["state"].items()
-    }
+    optimizer = _map_moments(opt.state_dict(), small)
     # Tied tensors (embedding = output head) share storage; convert once so they stay shared.
     converted: dict[int, Any] = {}
     weights = {
         name: converted.setdefault(t.data_ptr(), small(t)) for name, t in model.state_dict().items()
     }
     _atomic_save({"model": weights, "optimizer": optimizer, "state": state, "compact": True}, path)
+
+
+def _map_moments(optimizer: dict[str, Any], convert: Any) -> dict[str, Any]:
+    """The optimizer state dict with `convert` applied to each per-parameter state value; an
+    optimizer made of parts (train.Optimizers: Muon + AdamW) keeps one state dict a part."""
+    if "parts" in optimizer:
+        return {"parts": [_map_moments(part, convert) for part in optimizer["parts"]]}
+    return optimizer | {
+        "state": {
+            key: {name: convert(v) for name, v in slots.items()}
+            for key, slots in optimizer["state"].items()
+        }
+    }
 
 
 def load_checkpoint(path: Path, model: Any, opt: Any, device: str) -> dict[str, Any]:
@@ -55,14 +64,12 @@ def load_checkpoint(path: Path, model: Any, opt: Any, device: str) -> dict[str, 
     )
     optimizer = saved["optimizer"]
     if saved.get("compact"):
-        optimizer["state"] = {
-            key: {
-                name: v.float()
-                if isinstance(v, torch.Tensor) and v.is_floating_point() and v.dim() > 0
-                else v
-                for name, v in slots.items()
-            }
-            for key, slots in optimizer["state"].items()
-        }
+
+        def full(value: Any) -> Any:
+            if isinstance(value, torch.Tensor) and value.is_floating_point() and value.dim() > 0:
+                return value.float()
+            return value
+
+        optimizer = _map_moments(optimizer, full)
     opt.load_state_dict(optimizer)
     return dict(saved["state"])

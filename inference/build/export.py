@@ -83,7 +83,14 @@ def materialize_checkpoint(work: Path) -> Path:
 
 
 def export_all(work: Path) -> dict[str, Path]:
+    import json
+
+    from inference.build.tokenizer_train import write_tokenizer_config
+
     hf_dir = materialize_checkpoint(work)
+    if not (hf_dir / "tokenizer_config.json").exists():
+        shape = json.loads((work / "train_config.json").read_text())["shape"]
+        write_tokenizer_config(hf_dir, shape["context_length"])
     cache = work / "builder-cache"
     return {
         precision: run_builder(hf_dir, work / "onnx" / precision, precision, cache)

@@ -39,6 +39,12 @@ def save_tokenizer(tokenizer: Tokenizer, out_dir: Path, model_max_length: int) -
     """tokenizer.json plus the tokenizer_config.json that transformers and the builder expect."""
     out_dir.mkdir(parents=True, exist_ok=True)
     tokenizer.save(str(out_dir / "tokenizer.json"))
+    write_tokenizer_config(out_dir, model_max_length)
+
+
+def write_tokenizer_config(out_dir: Path, model_max_length: int) -> None:
+    """tokenizer_config.json and special_tokens_map.json beside a tokenizer.json: a run resumed
+    on a new machine has only the committed tokenizer.json, and the exporter needs both."""
     config = {
         "tokenizer_class": "PreTrainedTokenizerFast",
         "model_max_length": model_max_length,

@@ -14,6 +14,11 @@ time, so a run is given minutes, not steps. Checkpoints, every `checkpoint_minut
   machine resumes with `--resume-from` (bf16 rounding is the only difference);
 - `stable.pt`: the latest compact checkpoint taken before any decay, to start a decay from later.
 Running the same command again resumes from `checkpoint.pt`, then `compact.pt`.
+
+Optimizer: AdamW, or Muon (`optimizer="muon"`: orthogonalized momentum for the hidden 2-D weight
+matrices, AdamW for the embedding, norms and biases, both on one schedule; Muon's step is scaled
+to AdamW's RMS so the same learning rate serves both). A run may stop at a token budget
+(`max_tokens`) instead of its minutes, so that ablations compare at equal tokens.
 """
 
 from __future__ import annotations
@@ -43,6 +48,30 @@ class ModelShape:
     context_length: int = 1024  # max_position_embeddings; training rows are this long
 
 
+def parameter_count(shape: ModelShape) -> int:
+    """Parameters of the Qwen2 model of `shape` (tied head; q/k/v biases; RMSNorm weights)."""
+    h, head_dim = shape.hidden_size, shape.hidden_size // shape.num_heads
+    q, kv = shape.num_heads * head_dim, shape.num_kv_heads * head_dim
+    attention = h * q + q + 2 * (h * kv + kv) + q * h
+    layer = attention + 3 * h * shape.intermediate_size + 2 * h
+    return shape.vocab_size * h + shape.num_layers * layer + h
+
+
+# Named shapes. "deep" has the default's parameters (6.7M vs 6.8M) in twice the layers, for the
+# depth-vs-width ablation; "gpu" is the 31M-parameter model a lent GPU trains in minutes: its
+# bf16 weights (63 MB) fit what the device tool brings back (64 MiB, carry.py).
+SHAPES: dict[str, ModelShape] = {
+    "tiny": ModelShape(),
+    "deep": ModelShape(
+        hidden_size=192, num_layers=12, num_heads=3, num_kv_heads=1, intermediate_size=576
+    ),
+    "gpu": ModelShape(
+        hidden_size=512, num_layers=9, num_heads=8, num_kv_heads=2, intermediate_size=1536
+    ),
+}
+OPTIMIZERS = ("adamw", "muon")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     minutes: float = 90.0  # wall-clock training time of this invocation (added to what resumed)
@@ -58,6 +87,8 @@ class TrainConfig:
     eval_rows: int = 64  # validation windows scored at each checkpoint
     log_every: int = 20  # steps between log records
     threads: int = 0  # torch CPU threads; 0 = all cores
+    optimizer: str = "adamw"  # one of OPTIMIZERS
+    max_tokens: int = 0  # stop once this many tokens are seen (0: only the minutes bound)
     shape: ModelShape = field(default_factory=ModelShape)
     fim: FimConfig = field(default_factory=FimConfig)
 
@@ -105,6 +136,12 @@ def training_seconds(dt: float, typical: float | None) -> float:
     if typical is None or dt <= 20 * typical:
         return dt
     return typical
+
+
+def stable_state(state: dict[str, Any]) -> dict[str, Any]:
+    """The run state as stable.pt keeps it: without this run's decay schedule, so that a run
+    resumed from it goes on at the peak rate until it is given a decay of its own."""
+    return {k: v for k, v in state.items() if k not in ("decay_start_s", "decay_s")}
 
 
 def log(work: Path, record: dict[str, Any]) -> None:
@@ -200,7 +237,7 @@ def train(work: Path, packed: Path, cfg: TrainConfig, resume_from: Path | None =
         save_full(work / "checkpoint.pt", model, opt, state)
         save_compact(work / "compact.pt", model, opt, state)
         if state.get("decay_start_s") is None or state["elapsed_s"] < state["decay_start_s"]:
-            save_compact(work / "stable.pt", model, opt, state)
+            save_compact(work / "stable.pt", model, opt, stable_state(state))
 
     if state["step"] == 0:  # where the curve starts
         log(work, {"step": 0, "tokens": 0} | validate())
@@ -209,7 +246,9 @@ def train(work: Path, packed: Path, cfg: TrainConfig, resume_from: Path | None =
     last_ckpt = t_prev = time.monotonic()
     typical_dt: float | None = None
     model.train()
-    while state["elapsed_s"] < run_end_s:
+    while state["elapsed_s"] < run_end_s and not (
+        cfg.max_tokens and state["tokens"] >= cfg.max_tokens
+    ):
         if state["row"] + cfg.batch_size > len(permutation):
             state["epoch"] += 1
             state["row"] = 0
@@ -256,11 +295,16 @@ def _model_and_optimizer(cfg: TrainConfig, ids: Any, device: str) -> tuple[Any, 
     import torch
     from transformers import Qwen2ForCausalLM
 
+    assert cfg.optimizer in OPTIMIZERS, f"unknown optimizer {cfg.optimizer!r}"
     model = Qwen2ForCausalLM(qwen2_config(cfg.shape, ids.eos, ids.pad))
     model.to(device)  # type: ignore[arg-type]  # transformers' decorator hides Module.to's signature
-    decay = [p for _, p in model.named_parameters() if p.dim() >= 2]
-    no_decay = [p for _, p in model.named_parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW(
+    named = list(model.named_parameters())  # the tied output head appears once, as the embedding
+    muon = cfg.optimizer == "muon"
+    hidden = [p for n, p in named if p.dim() == 2 and "embed" not in n] if muon else []
+    to_muon = {id(p) for p in hidden}
+    decay = [p for _, p in named if p.dim() >= 2 and id(p) not in to_muon]
+    no_decay = [p for _, p in named if p.dim() < 2]
+    adamw = torch.optim.AdamW(
         [
             {"params": decay, "weight_decay": cfg.weight_decay},
             {"params": no_decay, "weight_decay": 0},
@@ -269,4 +313,38 @@ def _model_and_optimizer(cfg: TrainConfig, ids: Any, device: str) -> tuple[Any, 
         betas=(0.9, 0.95),
         fused=device == "cuda",
     )
-    return model, opt
+    if not muon:
+        return model, adamw
+    matrices = torch.optim.Muon(
+        hidden, lr=cfg.lr, weight_decay=cfg.weight_decay, adjust_lr_fn="match_rms_adamw"
+    )
+    return model, Optimizers((matrices, adamw))
+
+
+class Optimizers:
+    """Several optimizers over disjoint parameters, seen by the loop and the checkpoints as one:
+    `param_groups` lists all their groups (the schedule sets each one's rate) and `state_dict`
+    keeps each one's state under "parts"."""
+
+    def __init__(self, parts: tuple[Any, ...]) -> None:
+        self.parts = parts
+
+    @property
+    def param_groups(self) -> list[dict[str, Any]]:
+        return [group for part in self.parts for group in part.param_groups]
+
+    def step(self) -> None:
+        for part in self.parts:
+            part.step()
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for part in self.parts:
+            part.zero_grad(set_to_none=set_to_none)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"parts": [part.state_dict() for part in self.parts]}
+
+    def load_state_dict(self, saved: dict[str, Any]) -> None:
+        assert len(saved.get("parts", ())) == len(self.parts), "the checkpoint's optimizer differs"
+        for part, state in zip(self.parts, saved["parts"], strict=True):
+            part.load_state_dict(state)
