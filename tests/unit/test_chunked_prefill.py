@@ -146,7 +146,12 @@ async def test_a_prefill_cancelled_between_chunks_leaves_at_once_and_keeps_its_p
         assert stats["cancelled_in_prefill"] == 1 and stats["free_slots"] == stats["slots"]
         again = await engine.generate(request)
     assert again.reused_prompt_tokens >= chunk  # the next request starts where it stopped
-    assert again.token_ids == (await unchunked[model].generate(request)).token_ids
+    # The same tokens as a run that was never cancelled, chunked alike: int8-activation
+    # kernels round a chunk boundary differently on some CPUs, so a run prefilled whole can
+    # break a near-tie the other way (seen on an AVX-512 machine), whatever the cancel did.
+    with Engine.load(model, options(chunk)) as fresh:
+        uninterrupted = await fresh.generate(request)
+    assert again.token_ids == uninterrupted.token_ids
 
 
 @pytest.mark.parametrize(("model", "length"), MODEL_CASES)
