@@ -14,7 +14,6 @@ the next one starts again from the corpus, which costs minutes there.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 from pathlib import Path
@@ -65,11 +64,8 @@ def unpack(returned: Path, work: Path, tokenizer_from: Path) -> Path:
     returns the Hugging Face model directory."""
     import torch
     from safetensors.torch import load
-    from tokenizers import Tokenizer
-    from transformers import Qwen2ForCausalLM
 
-    from inference.build.fim_data import SpecialIds
-    from inference.build.train import ModelShape, qwen2_config
+    from inference.build.export import TOKENIZER_FILES, empty_model
 
     parts = sorted(returned.glob(f"{PART_PREFIX}*"))
     if not parts:
@@ -80,13 +76,11 @@ def unpack(returned: Path, work: Path, tokenizer_from: Path) -> Path:
             shutil.copy2(returned / name, work / name)
     hf_dir = work / "hf"
     hf_dir.mkdir(exist_ok=True)
-    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+    for name in TOKENIZER_FILES:
         if (tokenizer_from / "hf" / name).exists():
             shutil.copy2(tokenizer_from / "hf" / name, hf_dir / name)
     weights: dict[str, Any] = load(b"".join(p.read_bytes() for p in parts))
-    shape = ModelShape(**json.loads((work / "train_config.json").read_text())["shape"])
-    ids = SpecialIds.from_tokenizer(Tokenizer.from_file(str(hf_dir / "tokenizer.json")))
-    model = Qwen2ForCausalLM(qwen2_config(shape, ids.eos, ids.pad))
+    model = empty_model(work, hf_dir)
     missing, unexpected = model.load_state_dict(
         {name: tensor.to(torch.float32) for name, tensor in weights.items()}, strict=False
     )

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 
@@ -49,6 +50,22 @@ def run_builder(hf_dir: Path, out_dir: Path, precision: str, cache_dir: Path) ->
     return out_dir
 
 
+def empty_model(work: Path, hf_dir: Path) -> Any:
+    """The untrained Qwen2 model of the run in `work` (its shape from train_config.json, its
+    special ids from the tokenizer in `hf_dir`), for weights to be loaded into."""
+    import json
+
+    from tokenizers import Tokenizer
+    from transformers import Qwen2ForCausalLM
+
+    from inference.build.fim_data import SpecialIds
+    from inference.build.train import ModelShape, qwen2_config
+
+    shape = ModelShape(**json.loads((work / "train_config.json").read_text())["shape"])
+    ids = SpecialIds.from_tokenizer(Tokenizer.from_file(str(hf_dir / "tokenizer.json")))
+    return Qwen2ForCausalLM(qwen2_config(shape, ids.eos, ids.pad))
+
+
 def materialize_checkpoint(work: Path) -> Path:
     """Write the latest checkpoint's weights as a Hugging Face model in `work/hf`.
 
@@ -57,10 +74,6 @@ def materialize_checkpoint(work: Path) -> Path:
     import json
 
     import torch
-    from transformers import Qwen2ForCausalLM
-
-    from inference.build.fim_data import SpecialIds
-    from inference.build.train import ModelShape, qwen2_config
 
     hf_dir = work / "hf"
     checkpoint = work / "checkpoint.pt"
@@ -69,12 +82,7 @@ def materialize_checkpoint(work: Path) -> Path:
         weights.exists() and weights.stat().st_mtime >= checkpoint.stat().st_mtime
     ):
         return hf_dir
-    from tokenizers import Tokenizer
-
-    shape = ModelShape(**json.loads((work / "train_config.json").read_text())["shape"])
-    tok = Tokenizer.from_file(str(hf_dir / "tokenizer.json"))
-    ids = SpecialIds.from_tokenizer(tok)
-    model = Qwen2ForCausalLM(qwen2_config(shape, ids.eos, ids.pad))
+    model = empty_model(work, hf_dir)
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
     model.load_state_dict(state["model"])
     model.save_pretrained(hf_dir, safe_serialization=True)
