@@ -15,9 +15,10 @@ from dataclasses import dataclass
 
 from prompts.context import cursor_line, rest_of_line
 from prompts.fim import ALL_SPECIAL_TEXTS
-from prompts.languages import code_rules
+from prompts.languages import GRAMMARS, code_rules
 from prompts.multiline import opens_block
-from prompts.text import indent_width
+from prompts.parsing import Offsets, parse_tree
+from prompts.text import indent_of, indent_width
 
 _PAIRS = {"(": ")", "[": "]", "{": "}"}
 _CLOSING = {v: k for k, v in _PAIRS.items()}
@@ -319,6 +320,82 @@ def strip_trailing_whitespace(text: str, suffix: str) -> str:
     return "\n".join(line.rstrip() for line in text.split("\n")).rstrip("\n")
 
 
+def _error_touches(text: str, language: str, start: int, end: int) -> bool:
+    """An ERROR or MISSING node of `text`'s syntax tree touches the characters start..end."""
+    offsets = Offsets(text)
+    first, last = offsets.to_byte(start), offsets.to_byte(end)
+    pending = [parse_tree(language, text).root_node]
+    while pending:
+        node = pending.pop()
+        if node.end_byte < first or node.start_byte > last:
+            continue
+        if node.is_error or node.is_missing:
+            return True
+        if node.has_error:
+            pending.extend(node.children)
+    return False
+
+
+_CUT_POINTS = re.compile(r"(?<=\w)(?=\W)|(?<=\S)(?=\s)")
+_MAX_CUTS = 12  # shorter answers tried, each one parse
+
+
+def cut_at_syntax_break(text: str, prefix: str, suffix: str, language: str) -> str:
+    """When the cursor's line parsed before and the completion breaks it, the longest start of
+    the completion, cut at a word's end, that keeps it valid (`return ` + `self.name = name`
+    gives `self.name`); nothing when none does.
+
+    A completion is not judged when it leaves a bracket or a string open, since the statement
+    goes on over the next lines, nor when the line had a syntax error before it. A block it opens
+    (`if n < 2:`) is given a body first, as the user writes one next.
+    """
+    if language not in GRAMMARS or not text.strip():
+        return text
+    if not cursor_line(prefix).strip() and rest_of_line(suffix).strip():
+        suffix = "\n" + suffix  # at the start of a line of code, the answer is a line above it
+    scan = _scan_brackets(cursor_line(prefix) + text + rest_of_line(suffix), language)
+    if scan.open or scan.in_string or scan.mismatch is not None or text.rstrip().endswith("\\"):
+        return text
+    line_start = prefix.rfind("\n") + 1
+    bare = prefix + suffix
+    if _error_touches(bare, language, line_start, _through_next_line(bare, len(prefix))):
+        return text
+    if _keeps_syntax(text, prefix, suffix, language):
+        return text
+    cuts = [m.start() for m in _CUT_POINTS.finditer(text.rstrip())]
+    for cut in reversed(cuts[-_MAX_CUTS:]):
+        shorter = text[:cut]
+        if shorter.strip() and _keeps_syntax(shorter, prefix, suffix, language):
+            return shorter
+    return ""
+
+
+def _keeps_syntax(text: str, prefix: str, suffix: str, language: str) -> bool:
+    """No syntax error from the cursor's line start to the end of the line after `text`'s last
+    (a statement cut short is often an error at the next line's start)."""
+    line_start = prefix.rfind("\n") + 1
+    last = (cursor_line(prefix) + text).rsplit("\n", 1)[-1]
+    rules = code_rules(language)
+    tails = [""]
+    if rules.empty_block_body and last.rstrip().endswith(rules.block_openers):
+        tails.append("\n" + indent_of(last) + "    " + rules.empty_block_body)
+    for tail in tails:
+        completed = prefix + text + tail + suffix
+        end = _through_next_line(completed, len(prefix) + len(text) + len(tail))
+        if not _error_touches(completed, language, line_start, end):
+            return True
+    return False
+
+
+def _through_next_line(text: str, offset: int) -> int:
+    """The end of the line after the one `offset` is on."""
+    end = text.find("\n", offset)
+    if end == -1:
+        return len(text)
+    following = text.find("\n", end + 1)
+    return len(text) if following == -1 else following
+
+
 def drop_if_empty(text: str) -> str:
     return text if text.strip() else ""
 
@@ -363,6 +440,10 @@ def _rules(ctx: PostprocessContext) -> list[tuple[str, Callable[[str], str]]]:
         (
             "trim_line_suffix_overlap",
             lambda text: trim_line_suffix_overlap(text, ctx.suffix, ctx.language),
+        ),
+        (
+            "cut_at_syntax_break",
+            lambda text: cut_at_syntax_break(text, ctx.prefix, ctx.suffix, ctx.language),
         ),
         ("strip_trailing_whitespace", lambda text: strip_trailing_whitespace(text, ctx.suffix)),
         ("drop_if_empty", drop_if_empty),

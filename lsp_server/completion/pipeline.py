@@ -219,6 +219,7 @@ class CompletionService:
             result.finish_reason,
             result.total_ms,
         )
+        log.debug("raw answer %r shown as %r (emptied by %s)", result.text, text, rule)
         return text, "model" if text else _empty_reason(result.text, rule, "model"), None, result
 
     def _prompt(

@@ -7,6 +7,7 @@ from prompts.postprocess import (
     balance_brackets,
     cut_at_stop_strings,
     cut_at_suffix_repeat,
+    cut_at_syntax_break,
     drop_healed_text,
     drop_if_empty,
     drop_indentation_mid_line,
@@ -404,3 +405,57 @@ def test_a_line_that_ends_with_its_opener_stays_open() -> None:
     )
     assert balance_brackets("x = {", "", "\n", "python") == "x = {"
     assert balance_brackets("print(x", "", "\n", "python") == "print(x)"
+
+
+# --- syntax ---
+
+REPR_PREFIX = (
+    "class User:\n    def __init__(self, name):\n        self.name = name\n\n"
+    "    def __repr__(self):\n        return "
+)
+
+
+def test_an_answer_that_breaks_a_line_that_parsed_keeps_its_longest_valid_start() -> None:
+    assert cut_at_syntax_break("self.name = name", REPR_PREFIX, "\n", "python") == "self.name"
+    assert cut_at_syntax_break("x + ", "def f(n):\n    return ", "\n", "python") == "x"
+    assert cut_at_syntax_break("= 3 =", "const x ", ";\n", "javascript") == "= 3"
+    context = PostprocessContext(REPR_PREFIX, "\n", False, "python")
+    assert postprocess("self.name = name", context) == "self.name"
+
+
+def test_an_answer_with_no_valid_start_is_dropped() -> None:
+    trace = postprocess_with_reason("= = 3", PostprocessContext("x ", "\n", False, "python"))
+    assert trace == ("", "cut_at_syntax_break")
+
+
+def test_an_answer_that_keeps_the_line_valid_is_kept() -> None:
+    assert cut_at_syntax_break("f'User({self.name})'", REPR_PREFIX, "\n", "python") == (
+        "f'User({self.name})'"
+    )
+    assert cut_at_syntax_break("m os import path", "import sys\nfro", "\n", "python") == (
+        "m os import path"
+    )
+    assert cut_at_syntax_break('"hi"', "print(", ")\n", "python") == '"hi"'
+
+
+def test_a_block_the_answer_opens_is_judged_with_a_body() -> None:
+    assert cut_at_syntax_break("if n < 2:", "def f(n):\n    ", "\n", "python") == "if n < 2:"
+
+
+def test_a_statement_that_goes_on_over_the_next_lines_is_not_judged() -> None:
+    assert cut_at_syntax_break("foo(a,", "def f(n):\n    return ", "\n", "python") == "foo(a,"
+    assert cut_at_syntax_break('"""Return', "def f(n):\n    ", "\n", "python") == '"""Return'
+    assert cut_at_syntax_break("a + \\", "def f(n):\n    return ", "\n", "python") == "a + \\"
+
+
+def test_a_line_broken_before_the_answer_is_not_judged() -> None:
+    assert cut_at_syntax_break("= 2", "def f(n):\n    x = = ", "\n", "python") == "= 2"
+    assert cut_at_syntax_break("x = = 1", "x ", "\n", "unknown-language") == "x = = 1"
+
+
+def test_at_the_start_of_a_line_of_code_the_answer_is_judged_as_a_line_above_it() -> None:
+    prefix = "def f(n):\n"
+    assert cut_at_syntax_break("    if n < 0:", prefix, "        n = -n\n", "python") == (
+        "    if n < 0:"
+    )
+    assert cut_at_syntax_break("    n = = 1", prefix, "    return n\n", "python") == "    n"
