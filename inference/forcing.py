@@ -51,6 +51,18 @@ class ForcedPrefixIndex:
             dtype=np.int64,
         )
         self._after_blank.flags.writeable = False
+        self._space_then_word = np.array(
+            [
+                token
+                for token, text in enumerate(texts)
+                if len(text) > 1
+                and text[0] == " "
+                and not text[1].isspace()
+                and "\ufffd" not in text
+            ],
+            dtype=np.int64,
+        )
+        self._space_then_word.flags.writeable = False
         self._everything = np.arange(self.size, dtype=np.int64)
         self._everything.flags.writeable = False
         self._allowed_memo: dict[str, np.ndarray] = {}
@@ -111,6 +123,10 @@ class ForcedPrefixIndex:
     def after_blank(self) -> np.ndarray:
         """Ids that may follow a forced text ending in a blank: none that starts with one."""
         return self._after_blank
+
+    def space_then_word(self) -> np.ndarray:
+        """Ids whose text is one space and then the start of a word or operator (` self`)."""
+        return self._space_then_word
 
     def ends_on_blank(self, remainder: str, token: int) -> bool:
         """Whether `token` writes exactly the rest of `remainder`, which ends in a blank: the

@@ -6,8 +6,7 @@ after the longest prefix in the prefix cache, a long prompt in chunks over sever
 run one decode step for every live slot together (a row with a worthwhile prompt-lookup draft
 verifies it on its own instead: inference/lookup.py). Requests join and leave only at step
 boundaries; a cancel costs at most the step already running. Warm prefills (Engine.warm) run
-only when there is nothing else to do.
-"""
+only when there is nothing else to do."""
 
 from __future__ import annotations
 
@@ -53,6 +52,8 @@ class GenerationRequest:
     # The answer must start with this text (token healing: the typed text the prompt backed off
     # from). Until it is written, only tokens consistent with what is left of it are sampled.
     forced_prefix: str = ""
+    # The first token is a space and a word's start (prompts.healing.space_then_word).
+    space_then_word: bool = False
     # The user's own code, mixed into each step's distribution (inference/ngram.py): token arrays
     # searched for the longest suffix of `ngram_context` (the tokens just before the cursor)
     # followed by what was generated so far; the first source wins a tie.
@@ -113,7 +114,7 @@ class _Sequence:
     generated: list[int] = field(default_factory=list)
     next_token: int = -1  # sampled, not yet run through the model
     forced: str = ""  # what is left to write of the request's forced prefix
-    after_blank: bool = False  # the forced prefix just ended in a blank: no blank may follow
+    next_allowed: np.ndarray | None = None  # once: after_blank or space_then_word (forcing.py)
     mixer: NgramMixer | None = None
     matched: bool = False  # the workspace match moved this step's distribution
     drafter: Drafter | None = None  # made at its first decode step when prompt lookup is on
@@ -312,6 +313,9 @@ class Scheduler:
             prefill_ms=(time.perf_counter() - started) * 1000,
             queue_ms=(started - submission.submitted) * 1000,
             forced=request.forced_prefix,
+            next_allowed=self._forcing_index().space_then_word()
+            if request.space_then_word and not request.forced_prefix
+            else None,
             mixer=NgramMixer(request.ngram_sources, list(request.ngram_context))
             if request.ngram_sources and request.ngram_context
             else None,
@@ -350,7 +354,9 @@ class Scheduler:
             sequence.sub.runs += 1
             if sequence.mixer is not None:
                 self._accept(sequence, self._sample(sequence, self._mixed(sequence, logits[row])))
-            elif sequence.forced or sequence.after_blank or not sequence.sampler.greedy:
+            elif (
+                sequence.forced or sequence.next_allowed is not None or not sequence.sampler.greedy
+            ):
                 self._accept(sequence, self._sample(sequence, logits[row]))
             else:
                 self._accept(sequence, greedy[row])
@@ -395,7 +401,9 @@ class Scheduler:
         return self._forcing
 
     def _sample(self, sequence: _Sequence, logits: np.ndarray) -> int:
-        """The next token of one row, kept to the forced prefix while some of it is left."""
+        """The next token of one row, kept to the forced prefix while some of it is left, or to
+        `next_allowed` once."""
+        allowed, sequence.next_allowed = sequence.next_allowed, None
         if sequence.forced:
             # The project's code knows how its words are split into tokens; without a match,
             # the pieces that reach past the typed text (see ForcedPrefixIndex.reaching).
@@ -404,14 +412,12 @@ class Scheduler:
             allowed = (
                 forcing.allowed(sequence.forced) if matched else forcing.reaching(sequence.forced)
             )
-            if allowed.size:
-                return sequence.sampler(constrain(logits, allowed))
-            # No token can write it (a vocabulary without that character whole): write freely,
-            # and post-processing drops an answer that does not start with the typed text.
-            sequence.forced = ""
-        elif sequence.after_blank:
-            sequence.after_blank = False
-            return sequence.sampler(constrain(logits, self._forcing_index().after_blank()))
+            if not allowed.size:
+                # No token can write it (a vocabulary without that character whole): write
+                # freely, and post-processing drops an answer that does not start with it.
+                sequence.forced = ""
+        if allowed is not None and allowed.size:
+            return sequence.sampler(constrain(logits, allowed))
         return sequence.sampler(logits)
 
     def _accept(self, sequence: _Sequence, token: int) -> bool:
@@ -426,7 +432,8 @@ class Scheduler:
         if sequence.forced:
             remainder = sequence.forced
             sequence.forced = self._forcing_index().advance(remainder, token)
-            sequence.after_blank = self._forcing_index().ends_on_blank(remainder, token)
+            if self._forcing_index().ends_on_blank(remainder, token):
+                sequence.next_allowed = self._forcing_index().after_blank()
         tracker = sequence.tracker
         if tracker is not None and tracker.push(token):
             self._finish(sequence, "stop")

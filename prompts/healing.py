@@ -53,6 +53,18 @@ def forced_text(removed: str) -> str:
     return removed if removed.strip() else ""
 
 
+def space_then_word(kept_prefix: str, removed: str | None) -> bool:
+    """Whether the answer's first token must be the left-out space with the start of a word.
+
+    Mid-line, a typed space is followed by a word or an operator, never by more blanks or the
+    end of the line; yet unforced, a small model often writes a run of blanks there and then a
+    new statement (`return ` + `    def __repr__(self):`), as if at a line start. A first token
+    like ` self` or ` (` is how the tokenizer splits training text after that space. On a line
+    of blanks only (`kept_prefix` ends in indentation) the model writes its whole line instead.
+    """
+    return removed == " " and bool(kept_prefix[kept_prefix.rfind("\n") + 1 :].strip())
+
+
 def healed_whitespace(prefix: str) -> str:
     """The typed blank the prompt leaves out: a trailing space only.
 

@@ -40,6 +40,8 @@ def exact_key(fingerprint: str, request: GenerationRequest) -> str | None:
     }
     if request.forced_prefix:  # only then: the keys of unforced requests stay as they were
         settings["forced_prefix"] = request.forced_prefix
+    if request.space_then_word:
+        settings["space_then_word"] = True
     if request.ngram_sources:  # the user's code moved the answer: not the model's alone
         settings["mixed"] = True
     digest = hashlib.sha256()

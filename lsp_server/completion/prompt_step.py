@@ -19,7 +19,7 @@ from lsp_server.settings import Settings
 from prompts.budget import CompletionPrompt, build_completion_prompt
 from prompts.context import Document, Snippet
 from prompts.fim import FimTemplate
-from prompts.healing import forced_text
+from prompts.healing import forced_text, space_then_word
 
 # A single line rarely needs more; the cap keeps a rambling model from costing a long decode.
 SINGLE_LINE_MAX_NEW_TOKENS = 48
@@ -127,4 +127,5 @@ def model_request(
         stop_strings=prompt.stop_strings,
         deadline_s=deadline_s,
         forced_prefix=forced_text(prompt.healed or ""),
+        space_then_word=space_then_word(prompt.prefix, prompt.healed),
     )

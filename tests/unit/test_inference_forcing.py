@@ -161,3 +161,33 @@ async def test_no_forced_prefix_changes_nothing() -> None:
             )
         )
     assert forced_empty.token_ids == plain.token_ids
+
+
+def test_a_word_after_a_space_is_one_space_and_then_no_blank(
+    tokenizer: Tokenizer, index: ForcedPrefixIndex
+) -> None:
+    texts = tokenizer.token_texts()
+    allowed = {texts[token] for token in index.space_then_word().tolist()}
+    assert " self" in allowed and " (" in allowed
+    assert all(text[0] == " " and not text[1].isspace() for text in allowed)
+    assert not {" ", "  ", "\n", "self"} & allowed
+
+
+async def test_after_a_left_out_space_the_answer_starts_with_it_and_a_word() -> None:
+    options = EngineOptions(device="cpu", threads=1, prefix_reuse=False)
+    prompts = ["def area(width, height):\n    return", "import os\nx = os.path.join(a,"]
+    with Engine.load(default_model_dir(), options) as engine:
+        tokenizer = engine.tokenizer
+        results = [
+            await engine.generate(
+                GenerationRequest(
+                    prompt_ids=tuple(tokenizer.encode(prompt)),
+                    max_new_tokens=6,
+                    stop_token_ids=tokenizer.eos_token_ids,
+                    space_then_word=True,
+                )
+            )
+            for prompt in prompts
+        ]
+    for result in results:
+        assert result.text[:1] == " " and result.text[1:2].strip(), result.text

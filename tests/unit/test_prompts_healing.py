@@ -7,7 +7,7 @@ import pytest
 
 from inference.router import default_model_dir
 from inference.tokenizer import Tokenizer
-from prompts.healing import MAX_CHARS, MAX_TOKENS, back_off
+from prompts.healing import MAX_CHARS, MAX_TOKENS, back_off, space_then_word
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,8 @@ def tokenizer() -> Tokenizer:
         pytest.param("x =   ", " ", id="after-several-spaces"),
         pytest.param("        ", " ", id="indentation"),
         pytest.param('print("hel', '("hel', id="inside-string"),
-        pytest.param('name = "café', "café", id="non-ascii-word"),
+        # ñ is two byte-level pieces in both tokenizers: the back-off stops after it.
+        pytest.param('name = "señal', "al", id="after-a-non-ascii-character"),
         pytest.param("a ==", " ==", id="operator"),
         pytest.param("print(add(1", "1", id="number"),
     ],
@@ -77,3 +78,10 @@ def test_the_back_off_is_bounded_and_stays_on_the_cursors_line(tokenizer: Tokeni
     assert healing.prefix + healing.removed == long_word
     for prefix in ("a\nb", "x = (\nfoo", "def f():\n    pass\nre"):
         assert "\n" not in back_off(prefix, tokenizer).removed
+
+
+def test_a_space_left_out_mid_line_asks_for_a_word_after_it() -> None:
+    assert space_then_word("    return", " ")
+    assert not space_then_word("def f():\n    ", " ")  # a line of blanks: the model writes it all
+    assert not space_then_word("import os\n", "fro")  # a word is forced instead
+    assert not space_then_word("    return", None)  # healing off: nothing is constrained
