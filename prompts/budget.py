@@ -438,8 +438,9 @@ def build_completion_prompt(
         suffix, suffix_ids = keep_start(suffix_full, room, tokenizer)
 
     # Nothing after the cursor: plain left-to-right code, no FIM tokens. Every code model reads
-    # that, and a small model reads it better than a FIM prompt with an empty suffix.
-    plain = not as_files and not suffix_full.strip()
+    # that, and a small model reads it better than a FIM prompt with an empty suffix. In the
+    # repository format it is the file's text after its path, as in the format's training rows.
+    plain = not suffix_full.strip()
     ids: list[int] = [bos] if bos is not None else []
     parts: list[str] = [template.bos_token or ""] if bos is not None else []
     if as_files:
@@ -447,7 +448,10 @@ def build_completion_prompt(
         for rendered, snippet_ids in zip(context.snippets, context.snippet_ids, strict=True):
             ids += snippet_ids  # the separator's id leads them
             parts += [template.file_sep_token, rendered]
-        if template.path_inside_prefix:  # StarCoder2: <file_sep><fim_prefix>path\ncode...
+        if plain:  # <|file_sep|>path\ncode...
+            ids += [file_sep, *head_ids]
+            parts += [template.file_sep_token, head]
+        elif template.path_inside_prefix:  # StarCoder2: <file_sep><fim_prefix>path\ncode...
             ids += [file_sep, pre, *head_ids]
             parts += [template.file_sep_token, template.prefix_token, head]
         else:  # Qwen2.5-Coder: <|file_sep|>path\n<|fim_prefix|>code...

@@ -253,27 +253,38 @@ def test_stop_token_ids_are_the_templates_stops_the_tokenizer_has() -> None:
 
 def test_repository_level_prompt_in_qwen_layout() -> None:
     tokenizer = FakeTokenizer()
-    text = "def invoice_total(quantity, unit):\n    "
+    text = "def invoice_total(quantity, unit):\n    \nTAX = 0.2\n"
     other = document(
         "def line_total(quantity, unit):\n    return quantity * unit\n", "shop/lines.py"
     )
-    prompt = build(text, len(text), tokenizer, open_documents=[other], repo_level=True)
+    cursor = text.index("\nTAX")
+    prompt = build(text, cursor, tokenizer, open_documents=[other], repo_level=True)
     assert prompt.text == (
         "<|file_sep|>shop/lines.py\ndef line_total(quantity, unit):\n    return quantity * unit\n"
         "<|file_sep|>shop/pricing.py\n<|fim_prefix|>def invoice_total(quantity, unit):\n   "
-        "<|fim_suffix|><|fim_middle|>"
+        "<|fim_suffix|>\nTAX = 0.2\n<|fim_middle|>"
     )
     file_sep, pre = ids_of(tokenizer, "<|file_sep|>", "<|fim_prefix|>")
     assert prompt.token_ids[0] == file_sep and prompt.token_ids.count(file_sep) == 2
     assert prompt.token_ids.count(pre) == 1
 
 
+def test_repository_level_prompt_at_the_end_of_a_file_is_the_files_text_after_its_path() -> None:
+    tokenizer = FakeTokenizer()
+    text = "def invoice_total(quantity, unit):\n    return "
+    prompt = build(text, len(text), tokenizer, repo_level=True)
+    # The format's left-to-right rows: no FIM token, the code right after the path.
+    assert prompt.text == (
+        "<|file_sep|>shop/pricing.py\ndef invoice_total(quantity, unit):\n    return"
+    )
+
+
 def test_repository_level_prompt_in_starcoder2_layout_puts_the_path_after_fim_prefix() -> None:
     specials = ("<|endoftext|>", "<fim_prefix>", "<fim_middle>", "<fim_suffix>", "<file_sep>")
     tokenizer = FakeTokenizer(specials)
     template = select_template(specials)
-    text = "def invoice_total(lines):\n    "
-    prompt = build(text, len(text), tokenizer, template=template, repo_level=True)
+    text = "def invoice_total(lines):\n    \nTAX = 0.2\n"
+    prompt = build(text, text.index("\nTAX"), tokenizer, template=template, repo_level=True)
     assert prompt.text.startswith("<file_sep><fim_prefix>shop/pricing.py\ndef invoice_total")
 
 

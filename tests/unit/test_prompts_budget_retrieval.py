@@ -54,8 +54,7 @@ def test_retrieved_snippets_are_written_as_files_in_the_repository_format() -> N
     prompt = build(text, [LINES], repo_level=True)
     assert prompt.text == (
         "<|file_sep|>shop/lines.py\ndef line_total(quantity, unit):\n    return quantity * unit\n"
-        "<|file_sep|>shop/pricing.py\n<|fim_prefix|>def invoice_total(quantity, unit):\n   "
-        "<|fim_suffix|><|fim_middle|>"
+        "<|file_sep|>shop/pricing.py\ndef invoice_total(quantity, unit):\n   "
     )
 
 
