@@ -140,7 +140,8 @@ def write_card(
         "",
         "| variant | bytes (graph + weights) | where |",
         "| --- | --- | --- |",
-        f"| int4 (MatMulNBits, block 32) | {sizes['int4']:,} | `inference/models/default/` |",
+        f"| int4 (MatMulNBits, block 32, k-quant; the tied embedding and head int8) "
+        f"| {sizes['int4']:,} | `inference/models/default/` |",
     ]
     if sizes.get("int8"):
         lines.append(
