@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import gzip
 import json
+import math
 import os
 import random
 import subprocess
@@ -71,6 +72,14 @@ async def complete_all(
     return results
 
 
+def with_cpu_limit(program: str, seconds: int) -> str:
+    """The program, capped first at `seconds` of CPU time: a completion that loops forever dies of
+    it even when this process is killed before its timeout, instead of spinning on as an orphan."""
+    return f"import resource\nresource.setrlimit(resource.RLIMIT_CPU, ({seconds}, {seconds}))\n" + (
+        program
+    )
+
+
 def run_python(program: str, timeout_s: float) -> bool:
     """True when the program exits 0 within the time limit, in a scratch directory."""
     with tempfile.TemporaryDirectory(prefix="flashcode-eval-") as scratch:
@@ -81,7 +90,7 @@ def run_python(program: str, timeout_s: float) -> bool:
         }
         try:
             done = subprocess.run(
-                [sys.executable, "-I", "-c", program],
+                [sys.executable, "-I", "-c", with_cpu_limit(program, math.ceil(timeout_s) + 1)],
                 cwd=scratch,
                 env=env,
                 capture_output=True,
