@@ -183,7 +183,7 @@ def write_card(
             "| int4 vs fp32 greedy token agreement "
             f"({ag['tokens_compared']} tokens, teacher-forced) | "
             f"{ag['greedy_token_agreement']:.3f} | `flashcode "
-            "eval agreement --reference runs/tiny/onnx/fp32` |",
+            f"eval agreement --reference runs/{work.name}/onnx/fp32` |",
             f"| int4 / fp32 file size | {ag['size_ratio']:.3f} | same |",
         ]
     report_file = work / "corpus" / "report.json"
@@ -206,7 +206,10 @@ def write_card(
             ablations.strip(),
         ]
     if notes:
-        lines += ["", "## Notes", "", notes.strip()]
+        body = notes.strip()
+        if body.startswith("# "):  # the notes file's own title, not the card's
+            body = body.partition("\n")[2].strip()
+        lines += ["", "## Notes", "", body]
     path = out / "MODEL_CARD.md"
     path.write_text("\n".join(lines) + "\n")
     return path

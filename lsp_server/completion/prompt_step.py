@@ -7,10 +7,7 @@ model the same way.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import lru_cache
-from pathlib import Path
 
-from inference.router import default_model_dir
 from inference.scheduler import GenerationRequest
 from lsp_server.backends.engine import GenerationEngine
 from lsp_server.completion.context import CompletionContext
@@ -23,32 +20,12 @@ from prompts.healing import forced_text, space_then_word
 
 # A single line rarely needs more; the cap keeps a rambling model from costing a long decode.
 SINGLE_LINE_MAX_NEW_TOKENS = 48
-# The one place the snippets' format is chosen: in the template's repository format (each
-# snippet after a file separator, under its path; the current file's path after one too) or as
-# comments under a comment header. The embedded default model was trained at file level, with
-# the comment header; on `flashcode eval retrieval` (300 holes, mixing on) the repository
-# format gained nothing (exact match 0.187 vs 0.190 with Jaccard snippets, 0.190 either way with
-# BM25), and it answers some contexts worse (`return self.name = name` after `def __repr__`), so
-# it keeps comments. A model of the user's own (another modelPath) whose family has a file separator
-# (Qwen2.5-Coder, StarCoder2, CodeGemma) was trained on the repository format: it gets that.
-EMBEDDED_MODEL_SNIPPETS_AS_FILES = False
-
-
-def snippets_as_files(settings: Settings) -> bool:
-    """Whether the prompt writes snippets in the repository format (where the template has one:
-    prompts.budget falls back to comments for templates without a file separator)."""
-    return EMBEDDED_MODEL_SNIPPETS_AS_FILES if _embedded(settings.model_path) else True
-
-
-@lru_cache(maxsize=8)
-def _embedded(model_path: str) -> bool:
-    """Whether `modelPath` names the embedded default model (empty, or its directory)."""
-    if not model_path:
-        return True
-    try:
-        return Path(model_path).expanduser().resolve() == default_model_dir().resolve()
-    except OSError:
-        return False
+# The one place the snippets' format is chosen: the template's repository format (each snippet
+# after a file separator, under its path; the current file's path after one too), where the
+# template has one (prompts.budget falls back to comments under a comment header otherwise).
+# Qwen2.5-Coder, StarCoder2 and CodeGemma were trained on it, and so was the embedded model since
+# flashcode-tiny v2 (v1, trained at file level, read comments better).
+SNIPPETS_AS_FILES = True
 
 
 def fit_prompt(
@@ -69,7 +46,7 @@ def fit_prompt(
         context.multiline,
         settings.token_healing,
         retrieved,
-        snippets_as_files(settings),
+        SNIPPETS_AS_FILES,
     )
 
 
@@ -90,7 +67,7 @@ def model_prompt(
     multiline: bool | None = None,
     healing: bool = True,
     retrieved: Sequence[Snippet] | None = None,
-    as_files: bool = EMBEDDED_MODEL_SNIPPETS_AS_FILES,
+    as_files: bool = SNIPPETS_AS_FILES,
 ) -> CompletionPrompt:
     """The prompt for the cursor, fitted so that it and the answer share the model's window."""
     # The answer is given at most half the window: a maxNewTokens as long as the window itself

@@ -30,12 +30,16 @@ from tests.lsp.harness import (
 )
 
 # Prompts the default model answers, each different, so that each answer is a new exact entry.
+# Each repeats code right above the cursor, which the answer copies (workspace mixing): the answer
+# then does not hang on the temporary directory's name, which the prompt holds in the file's path.
 SOURCES = [
-    "def area(width, height):\n    return ",
+    "import math\n\nradius = 2.0\narea = math.pi * radius ** 2\ncircumference = 2 * math.pi * ",
     "class User:\n    def __init__(self, name):\n        self.name = name\n\n"
     "    def __repr__(self):\n        return ",
-    "def total(prices):\n    result = 0\n    for price in prices:\n        result += ",
-    "def greet(name):\n    print(",
+    "def total(prices):\n    result = 0\n    for price in prices:\n        result += price\n"
+    "    return result\n\n\ndef total_tax(prices, rate):\n    result = 0\n"
+    "    for price in prices:\n        result += ",
+    'def greet(name):\n    print("Hello", name)\n\n\ndef welcome(name):\n    print(',
 ]
 # Generous: a loaded machine must not cut answers short (a cut answer is not cached).
 OPTIONS = {"deadlineMs": 60000}
