@@ -385,3 +385,14 @@ def code_rules(language: str) -> CodeRules:
     """The text-level rules for `language` (a registry name): its own with a grammar, else
     GENERIC's."""
     return _CODE_RULES.get(language, GENERIC)
+
+
+def empty_block_stub(line: str, language: str) -> str:
+    """What fills the block `line` opens while its body is not written yet (`\n    pass` after
+    `if n < 2:`), so that a parse can judge the line; "" when it opens none, or when the
+    language needs no body."""
+    rules = code_rules(language)
+    if not rules.empty_block_body or not line.rstrip().endswith(rules.block_openers):
+        return ""
+    indent = line[: len(line) - len(line.lstrip(" \t"))]
+    return "\n" + indent + "    " + rules.empty_block_body

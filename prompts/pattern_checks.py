@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
 from prompts.entities import IDENTIFIER, Entity, instantiate
-from prompts.languages import code_rules
+from prompts.languages import code_rules, empty_block_stub
 from prompts.parsing import parses
 from prompts.patterns import PatternExample, PatternSite
 from prompts.text import indent_length
@@ -139,10 +139,8 @@ def _parses_in_context(text: str, offset: int, completion: str, language: str) -
     if parses(before + completion + after, language):
         return True
     # A completed header opens a block whose body is not written yet: give it one to check.
-    last = (before + completion).rsplit("\n", 1)[-1]
-    rules = code_rules(language)
-    if rules.empty_block_body and last.rstrip().endswith(rules.block_openers):
-        stub = "\n" + " " * (indent_length(last) + 4) + rules.empty_block_body
+    stub = empty_block_stub((before + completion).rsplit("\n", 1)[-1], language)
+    if stub:
         return parses(before + completion + stub + after, language)
     opened = completion.count("{") - completion.count("}")
     if opened > 0:

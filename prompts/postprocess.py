@@ -15,10 +15,10 @@ from dataclasses import dataclass
 
 from prompts.context import cursor_line, rest_of_line
 from prompts.fim import ALL_SPECIAL_TEXTS
-from prompts.languages import GRAMMARS, code_rules
+from prompts.languages import GRAMMARS, code_rules, empty_block_stub
 from prompts.multiline import opens_block
 from prompts.parsing import Offsets, parse_tree
-from prompts.text import indent_of, indent_width
+from prompts.text import indent_width
 
 _PAIRS = {"(": ")", "[": "]", "{": "}"}
 _CLOSING = {v: k for k, v in _PAIRS.items()}
@@ -374,12 +374,8 @@ def _keeps_syntax(text: str, prefix: str, suffix: str, language: str) -> bool:
     """No syntax error from the cursor's line start to the end of the line after `text`'s last
     (a statement cut short is often an error at the next line's start)."""
     line_start = prefix.rfind("\n") + 1
-    last = (cursor_line(prefix) + text).rsplit("\n", 1)[-1]
-    rules = code_rules(language)
-    tails = [""]
-    if rules.empty_block_body and last.rstrip().endswith(rules.block_openers):
-        tails.append("\n" + indent_of(last) + "    " + rules.empty_block_body)
-    for tail in tails:
+    stub = empty_block_stub((cursor_line(prefix) + text).rsplit("\n", 1)[-1], language)
+    for tail in ("", stub) if stub else ("",):
         completed = prefix + text + tail + suffix
         end = _through_next_line(completed, len(prefix) + len(text) + len(tail))
         if not _error_touches(completed, language, line_start, end):
