@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
 import logging
 import os
 import signal
@@ -126,7 +127,8 @@ STOP_LIMIT_S = 10.0
 
 
 class StopWatchdog:
-    """Ends the process `limit_s` after the first stop signal unless it has ended by then."""
+    """Ends the process `limit_s` after the first stop signal unless it has ended by then; before
+    it does, it writes every thread's stack to stderr, so a wind-down that hangs says where."""
 
     def __init__(
         self, limit_s: float = STOP_LIMIT_S, end: Callable[[int], object] = os._exit
@@ -135,23 +137,81 @@ class StopWatchdog:
         self._end = end
         self.timer: threading.Timer | None = None
 
+    @property
+    def armed(self) -> bool:
+        return self.timer is not None
+
     def arm(self) -> None:
         if self.timer is not None:
             return
-        self.timer = threading.Timer(self.limit_s, self._expire)
+        self.timer = threading.Timer(self.limit_s, self.expire)
         self.timer.daemon = True
         self.timer.start()
 
-    def _expire(self) -> None:
+    def expire(self) -> None:
         log.error(
             "still stopping %.0f s after the stop signal: exiting without cleanup", self.limit_s
         )
+        with contextlib.suppress(Exception):  # stderr may be closed; the exit matters more
+            faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
         self._end(1)
 
-    def on_signal(self, signum: int, frame: FrameType | None) -> None:
-        """The signal handler: arm the watchdog, then stop as Ctrl-C does."""
-        self.arm()
-        signal.default_int_handler(signum, frame)
+
+class GracefulStop:
+    """The first SIGINT or SIGTERM asks the event loop to wind down; a second one ends the
+    process at once. The signal never interrupts the frame that happens to be running: a
+    KeyboardInterrupt raised inside a lock's or a condition's bookkeeping can leave it held, and
+    the model's threads then wait on it for ever."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, watchdog: StopWatchdog) -> None:
+        self.loop = loop
+        self.watchdog = watchdog
+        self.requested = asyncio.Event()
+
+    def on_signal(self, signum: int = 0, frame: FrameType | None = None) -> None:
+        if self.watchdog.armed:
+            self.watchdog.expire()  # asked twice: the user wants it gone now
+            return
+        self.watchdog.arm()
+        self.loop.call_soon_threadsafe(self.requested.set)
+
+    def install(self) -> None:
+        for stop in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self.loop.add_signal_handler(stop, self.on_signal)
+            except (NotImplementedError, RuntimeError):  # Windows: the loop has no such hook
+                signal.signal(stop, self.on_signal)
+
+
+class Connections:
+    """The TCP connections being served, so that a stop can end each one's message loop."""
+
+    def __init__(self) -> None:
+        self.readers: dict[asyncio.Task[None], asyncio.StreamReader] = {}
+
+    async def serve(
+        self,
+        make_server: Callable[[], S],
+        end: Callable[[S], Awaitable[None]],
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self.readers[task] = reader
+        try:
+            await _connection(make_server, end, reader, writer)
+        finally:
+            self.readers.pop(task, None)
+
+    async def end_all(self, timeout_s: float) -> None:
+        """End every connection as its client leaving would (its work stopped, what it held let
+        go), waiting at most `timeout_s` for them all."""
+        tasks = set(self.readers)
+        for reader in self.readers.values():
+            reader.feed_eof()  # the message loop reads the end of input and returns
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout_s)
 
 
 def serve_tcp(
@@ -161,18 +221,21 @@ def serve_tcp(
     port: int,
 ) -> None:
     """Serve every client that connects to host:port, each with a server of its own, until the
-    process is interrupted (SIGINT or SIGTERM; StopWatchdog bounds the wind-down); `end` runs when
-    a client's connection is over."""
+    process is told to stop (SIGINT or SIGTERM; StopWatchdog bounds the wind-down); `end` runs
+    when a client's connection is over."""
+    watchdog = StopWatchdog()
 
     async def main() -> None:
+        stop = GracefulStop(asyncio.get_running_loop(), watchdog)
+        stop.install()
+        connections = Connections()
         listener = await asyncio.start_server(
-            lambda reader, writer: _connection(make_server, end, reader, writer), host, port
+            lambda reader, writer: connections.serve(make_server, end, reader, writer), host, port
         )
-        async with listener:
-            await listener.serve_forever()
+        await stop.requested.wait()
+        listener.close()
+        await connections.end_all(timeout_s=STOP_LIMIT_S)
+        await listener.wait_closed()
 
-    watchdog = StopWatchdog()
-    for stop in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(stop, watchdog.on_signal)
-    with contextlib.suppress(KeyboardInterrupt):  # how a TCP server is stopped
+    with contextlib.suppress(KeyboardInterrupt):  # a Ctrl-C that lands before the loop runs
         asyncio.run(main())

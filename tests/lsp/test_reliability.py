@@ -130,6 +130,19 @@ async def test_editors_on_one_tcp_server_each_get_their_own_answers() -> None:
                 await client.stop()
 
 
+async def test_a_tcp_server_stopped_while_an_editor_is_connected_exits_cleanly() -> None:
+    # A team server is stopped (systemd, Ctrl-C) while editors still hold their connections.
+    async with tcp_server() as (process, port):
+        client, _ = await connect(port)
+        uri = open_document(client, "/tmp/flashcode-tcp/connected.py", REPR)
+        assert await inline_completion(client, uri, end_of(REPR))
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 30) == 0
+        client._stop_event.set()
+        with contextlib.suppress(ConnectionResetError):
+            await client.stop()
+
+
 WIDE = {"flashcode": {"maxNewTokens": 1024, "deadlineMs": 60000, "cache": {"enabled": False}}}
 
 
