@@ -151,6 +151,8 @@ def stats_payload(server: FlashcodeServer) -> dict[str, Any]:
     result["workspaceIndex"] = server.index_service.stats()
     result["retrieval"] = server.completions.retrieval.report()
     result["warm"] = server.warmer.stats.as_dict()
+    # Messages the protocol still holds a future for; the stats request asking is one of them.
+    result["protocol"] = {"heldMessages": len(server.protocol._request_futures)}
     return result
 
 

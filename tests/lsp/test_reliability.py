@@ -167,3 +167,31 @@ async def test_the_longest_answer_setting_still_leaves_room_for_a_prompt(
     uri = open_document(wide, "/tmp/flashcode-wide/user.py", REPR)
     items = await inline_completion(wide, uri, end_of(REPR))
     assert items and items[0].insert_text
+
+
+@pytest_lsp.fixture(config=server_config("--model", str(e2e_model_dir())))
+async def typing(lsp_client: LanguageClient) -> Any:
+    await lsp_client.initialize_session(
+        types.InitializeParams(capabilities=client_capabilities("neovim"))
+    )
+    yield
+    await lsp_client.shutdown_session()
+
+
+async def test_keystrokes_leave_nothing_behind_in_the_protocol(typing: LanguageClient) -> None:
+    # Before, every didChange left its future in pygls' table of requests for ever.
+    uri = open_document(typing, "/tmp/flashcode-keys/user.py", "")
+    text = ""
+    for version, char in enumerate("def add(a, b):\n    return a + b\n", start=2):
+        text += char
+        typing.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+                content_changes=[types.TextDocumentContentChangeWholeDocument(text=text)],
+            )
+        )
+    typing.text_document_did_close(
+        types.DidCloseTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri))
+    )
+    report = await stats(typing)
+    assert report["protocol"]["heldMessages"] == 1, report["protocol"]  # the stats request itself
