@@ -212,7 +212,9 @@ class SharedKVRunner(_RunnerBase):
         vocab = self.info.vocab_size
         rows = self._logit_rows(binding, count, 1)
         if self._prompt_logits.size < rows * vocab:
-            self._prompt_logits = np.empty(self.prefill_chunk * vocab, self._logits.dtype)
+            # a head that sees every position needs a whole chunk's rows; else only the last few
+            most = self.prefill_chunk if self.logits_per_token else rows
+            self._prompt_logits = np.empty(most * vocab, self._logits.dtype)
         logits = self._prompt_logits[: rows * vocab].reshape(1, rows, vocab)
         binding.bind_output("logits", "cpu", 0, logits.dtype, [1, rows, vocab], logits.ctypes.data)
         self.session.run_with_iobinding(binding)
