@@ -100,6 +100,8 @@ class CodeRules:
     naming: Literal["snake", "camel"] = "snake"
     parameter_name_last: bool = False  # `int count` (Java, C++) rather than `count: int`
     lifetimes: bool = False  # `'a` may be a lifetime or a label, not a character literal (Rust)
+    # Quotes whose literals end on their own line: one left open there is an error.
+    single_line_quotes: str = "'\""
     # Line and block comments, to blank them out of code: made from line_comment and
     # block_comment.
     comment_pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
@@ -319,6 +321,7 @@ REGISTRY: tuple[LanguageSpec, ...] = (
         code=replace(
             _BRACES_CODE,
             lifetimes=True,
+            single_line_quotes="",  # Rust's "..." may span lines
             multiline_stops=("\nfn ", "\npub fn ", "\nimpl ", "\nstruct ", "\nenum "),
         ),
     ),

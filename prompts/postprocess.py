@@ -13,15 +13,13 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from prompts.brackets import PAIRS, cut_open_string, scan_brackets
 from prompts.context import cursor_line, rest_of_line
 from prompts.fim import ALL_SPECIAL_TEXTS
 from prompts.languages import GRAMMARS, code_rules, empty_block_stub
 from prompts.multiline import opens_block
 from prompts.parsing import Offsets, parse_tree
 from prompts.text import indent_width
-
-_PAIRS = {"(": ")", "[": "]", "{": "}"}
-_CLOSING = {v: k for k, v in _PAIRS.items()}
 
 
 @dataclass(frozen=True)
@@ -221,56 +219,6 @@ def cut_at_suffix_repeat(text: str, prefix: str, suffix: str) -> str:
     return text
 
 
-@dataclass
-class _Brackets:
-    """Brackets of a piece of code, strings and comments skipped."""
-
-    open: list[tuple[str, int]]  # openers left open, with their positions
-    mismatch: int | None = None  # the first closer that does not match the innermost opener
-    first_outer: int | None = None  # the first closer of a bracket opened before the text
-    in_string: bool = False  # the text ends inside a string literal
-
-
-def _is_lifetime(text: str, index: int) -> bool:
-    """A lifetime or label (`'a`, `'static`) rather than a character literal (`'a'`)."""
-    return text[index + 1 : index + 2].isidentifier() and text[index + 2 : index + 3] != "'"
-
-
-def _scan_brackets(text: str, language: str) -> _Brackets:
-    result = _Brackets(open=[])
-    quote: str | None = None
-    rules = code_rules(language)
-    comment = rules.line_comment
-    index = 0
-    while index < len(text):
-        char = text[index]
-        if quote:
-            if char == "\\":
-                index += 2
-                continue
-            if char == quote:
-                quote = None
-        elif char in "'\"`" and not (rules.lifetimes and _is_lifetime(text, index)):
-            quote = char
-        elif text.startswith(comment, index):
-            newline = text.find("\n", index)
-            index = len(text) if newline == -1 else newline
-            continue
-        elif char in _PAIRS:
-            result.open.append((char, index))
-        elif char in _CLOSING:
-            if result.open and result.open[-1][0] == _CLOSING[char]:
-                result.open.pop()
-            elif result.open:
-                result.mismatch = index
-                return result
-            elif result.first_outer is None:
-                result.first_outer = index
-        index += 1
-    result.in_string = quote is not None
-    return result
-
-
 def balance_brackets(text: str, prefix: str, suffix: str, language: str) -> str:
     """Close only the brackets the completion opened, and never one the suffix closes.
 
@@ -282,20 +230,20 @@ def balance_brackets(text: str, prefix: str, suffix: str, language: str) -> str:
       ends with its opener (`def f(`, `x = {`) goes on over the next lines, and stays open.
     """
     rest = rest_of_line(suffix).lstrip()
-    scan = _scan_brackets(text, language)
+    scan = scan_brackets(text, language)
     if scan.first_outer is not None and rest[:1] == text[scan.first_outer]:
         text = text[: scan.first_outer]
-        scan = _scan_brackets(text, language)
+        scan = scan_brackets(text, language)
     if scan.mismatch is not None:
         return text[: scan.mismatch]
     last_line_start = text.rfind("\n") + 1
     open_on_last_line = [opener for opener, position in scan.open if position >= last_line_start]
-    if not open_on_last_line or scan.in_string or text.rstrip().endswith(tuple(_PAIRS)):
+    if not open_on_last_line or scan.in_string or text.rstrip().endswith(tuple(PAIRS)):
         return text
-    line_needs = len(_scan_brackets(cursor_line(prefix), language).open)
+    line_needs = len(scan_brackets(cursor_line(prefix), language).open)
     rest_closers = len(rest) - len(rest.lstrip(")]}"))
     covered = max(0, rest_closers - line_needs)
-    closers = [_PAIRS[opener] for opener in reversed(open_on_last_line)]
+    closers = [PAIRS[opener] for opener in reversed(open_on_last_line)]
     return text + "".join(closers[: max(0, len(closers) - covered)])
 
 
@@ -307,7 +255,7 @@ def trim_line_suffix_overlap(text: str, suffix: str, language: str) -> str:
     if "\n" in text or not rest or not body.endswith(rest):
         return text
     trimmed = body[: -len(rest)]
-    if len(_scan_brackets(trimmed, language).open) > len(_scan_brackets(body, language).open):
+    if len(scan_brackets(trimmed, language).open) > len(scan_brackets(body, language).open):
         return text
     return trimmed
 
@@ -353,7 +301,7 @@ def cut_at_syntax_break(text: str, prefix: str, suffix: str, language: str) -> s
         return text
     if not cursor_line(prefix).strip() and rest_of_line(suffix).strip():
         suffix = "\n" + suffix  # at the start of a line of code, the answer is a line above it
-    scan = _scan_brackets(cursor_line(prefix) + text + rest_of_line(suffix), language)
+    scan = scan_brackets(cursor_line(prefix) + text + rest_of_line(suffix), language)
     if scan.open or scan.in_string or scan.mismatch is not None or text.rstrip().endswith("\\"):
         return text
     line_start = prefix.rfind("\n") + 1
@@ -429,6 +377,10 @@ def _rules(ctx: PostprocessContext) -> list[tuple[str, Callable[[str], str]]]:
         )
     rules += [
         ("cut_at_suffix_repeat", lambda text: cut_at_suffix_repeat(text, ctx.prefix, ctx.suffix)),
+        (
+            "cut_open_string",
+            lambda text: cut_open_string(text, ctx.prefix, ctx.suffix, ctx.language),
+        ),
         (
             "balance_brackets",
             lambda text: balance_brackets(text, ctx.prefix, ctx.suffix, ctx.language),
