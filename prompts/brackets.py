@@ -8,16 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tree_sitter import Node
-
 from prompts.context import cursor_line, rest_of_line
 from prompts.languages import GRAMMARS, code_rules
+from prompts.nodes import ancestors
 from prompts.parsing import Offsets, parse_tree
 
 PAIRS = {"(": ")", "[": "]", "{": "}"}
 _CLOSING = {v: k for k, v in PAIRS.items()}
 # Letters that may open a string literal before its quote (Python's f"", rb"", C++'s u8"").
-_STRING_PREFIX_LETTERS = frozenset("bBfFrRuUlL8")
+_STRING_PREFIX_LETTERS = "bBfFrRuUlL8"
 
 
 @dataclass
@@ -27,8 +26,11 @@ class Brackets:
     open: list[tuple[str, int]]  # openers left open, with their positions
     mismatch: int | None = None  # the first closer that does not match the innermost opener
     first_outer: int | None = None  # the first closer of a bracket opened before the text
-    in_string: bool = False  # the text ends inside a string literal
-    string_start: int | None = None  # where that string's opening quote is
+    string_start: int | None = None  # where the string literal the text ends inside opens
+
+    @property
+    def in_string(self) -> bool:
+        return self.string_start is not None
 
 
 def _is_lifetime(text: str, index: int) -> bool:
@@ -69,7 +71,7 @@ def scan_brackets(text: str, language: str) -> Brackets:
                 result.first_outer = index
         index += 1
     if quote is not None:
-        result.in_string, result.string_start = True, quote_at
+        result.string_start = quote_at
     return result
 
 
@@ -92,7 +94,7 @@ def cut_open_string(text: str, prefix: str, suffix: str, language: str) -> str:
         return text
     if line.endswith("\\") or line[max(0, start - 2) : start] == line[start] * 2:
         return text  # a continued line, or the third quote of a triple-quoted string
-    letters = len(line[:start]) - len(line[:start].rstrip("".join(_STRING_PREFIX_LETTERS)))
+    letters = len(line[:start]) - len(line[:start].rstrip(_STRING_PREFIX_LETTERS))
     opening = start - letters if letters <= 2 else start
     if opening > 0 and (line[opening - 1].isalnum() or line[opening - 1] == "_"):
         opening = start  # the end of a name, not a string prefix
@@ -108,11 +110,8 @@ def _inside_literal_or_comment(prefix: str, suffix: str, language: str) -> bool:
     """The cursor is inside a string or comment of the document as it stands."""
     offsets = Offsets(prefix + suffix)
     cursor = offsets.to_byte(len(prefix))
-    node: Node | None = parse_tree(language, offsets.text).root_node.descendant_for_byte_range(
-        max(0, cursor - 1), cursor
-    )
-    while node is not None:
+    root = parse_tree(language, offsets.text).root_node
+    for node in ancestors(root.descendant_for_byte_range(max(0, cursor - 1), cursor)):
         if "string" in node.type or "comment" in node.type or "template" in node.type:
             return node.start_byte < cursor < node.end_byte
-        node = node.parent
     return False
