@@ -173,7 +173,7 @@ async def test_two_open_documents_each_get_their_own_completion(client: Language
     ).replace("name", "number")
     user = (
         "import sys\n\nfrom helpers import parse_port\n\n\n"
-        "def main(argv):\n    port = parse_port(argv[1])\n    print("
+        "def main(argv):\n    port = parse_port(argv[1])\n    print(port)\n    return "
     )
     helpers_uri = open_document(client, "/tmp/flashcode-e2e/helpers.py", helpers)
     user_uri = open_document(client, "/tmp/flashcode-e2e/user.py", user)
