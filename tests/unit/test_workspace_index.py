@@ -218,6 +218,7 @@ def test_a_corrupt_saved_index_is_rebuilt_with_one_log_line(
     assert (stats["reused_files"], stats["tokenized_files"]) == (0, 1)
     unusable = [r for r in caplog.records if "unusable" in r.getMessage()]
     assert len(unusable) == 1 and "checksum" in unusable[0].getMessage()
+    again.close()  # its worker saves the rebuilt index: let it finish before the manifest breaks
     (saved / "manifest.json").write_text("{not json")
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="lsp_server.workspace"):
