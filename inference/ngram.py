@@ -126,7 +126,9 @@ class TokenSuffixIndex:
         self.dead = np.zeros(len(self.tokens), dtype=bool)
 
     @classmethod
-    def from_documents(cls, documents: Sequence[Sequence[int]], separator: int) -> TokenSuffixIndex:
+    def from_documents(
+        cls, documents: Sequence[Sequence[int] | np.ndarray], separator: int
+    ) -> TokenSuffixIndex:
         parts: list[np.ndarray] = []
         for doc in documents:
             parts.append(np.asarray(doc, dtype=np.int64))

@@ -9,7 +9,9 @@ Trade-offs:
 - The buffer is tokenized in blocks of lines, each cached by its text, so a keystroke costs the
   tokens of one block and a suffix array of the buffer (a millisecond for a few thousand lines),
   not the whole file's tokenization. A block boundary may tokenize differently from the file as
-  a whole; only matches across that one boundary suffer.
+  a whole; only matches across that one boundary suffer. Every keystroke makes a new block text,
+  so the cache is bounded by its bytes, and holds ids as int32 arrays: as lists of Python ints
+  (36 bytes a token) 4,096 blocks grew the server by tens of MB over a long session.
 - The buffer is split at the cursor by a separator, and its prefix stops where the prompt's
   prefix stops (before the text token healing left out). The tokens before the cursor are always
   found there, and followed by nothing: they predict only from their other occurrences.
@@ -18,9 +20,12 @@ Trade-offs:
 
 from __future__ import annotations
 
+import sys
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
+
+import numpy as np
 
 from inference.ngram import NgramSource, TokenSuffixIndex
 from lsp_server.completion.context import CompletionContext
@@ -42,7 +47,7 @@ class MixingTokenizer(Protocol):
 
 BLOCK_LINES = 32
 CONTEXT_CHARS = 600  # of the code before the cursor: far more than the longest match searched
-_BLOCKS_KEPT = 4096
+BLOCK_CACHE_BYTES = 8 * 2**20  # block texts and their ids: a few files of 3,000 lines each
 _DOCUMENTS_KEPT = 32
 
 
@@ -50,31 +55,39 @@ class MixingSources:
     """Per completion service: cached tokens of buffer blocks and of open documents."""
 
     def __init__(self) -> None:
-        self._blocks: OrderedDict[str, list[int]] = OrderedDict()
+        self._blocks: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._block_bytes = 0
         self._documents: OrderedDict[tuple[str, int], TokenSuffixIndex] = OrderedDict()
         self._tokenizer_id = 0
 
     def _reset_for(self, tokenizer: MixingTokenizer) -> None:
         if id(tokenizer) != self._tokenizer_id:  # a new model: its tokens differ
             self._blocks.clear()
+            self._block_bytes = 0
             self._documents.clear()
             self._tokenizer_id = id(tokenizer)
 
-    def _encode_blocks(self, text: str, tokenizer: MixingTokenizer) -> list[int]:
+    def _encode_blocks(self, text: str, tokenizer: MixingTokenizer) -> np.ndarray:
         lines = text.splitlines(keepends=True)
-        ids: list[int] = []
+        parts: list[np.ndarray] = []
         for start in range(0, len(lines), BLOCK_LINES):
             block = "".join(lines[start : start + BLOCK_LINES])
             tokens = self._blocks.get(block)
             if tokens is None:
-                tokens = tokenizer.encode(block)
+                tokens = np.asarray(tokenizer.encode(block), dtype=np.int32)
                 self._blocks[block] = tokens
-                if len(self._blocks) > _BLOCKS_KEPT:
-                    self._blocks.popitem(last=False)
+                self._block_bytes += _block_bytes(block, tokens)
+                while self._block_bytes > BLOCK_CACHE_BYTES and len(self._blocks) > 1:
+                    evicted, evicted_tokens = self._blocks.popitem(last=False)
+                    self._block_bytes -= _block_bytes(evicted, evicted_tokens)
             else:
                 self._blocks.move_to_end(block)
-            ids.extend(tokens)
-        return ids
+            parts.append(tokens)
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
+
+    @property
+    def block_cache_bytes(self) -> int:
+        return self._block_bytes
 
     def buffer_index(
         self, prefix: str, suffix: str, tokenizer: MixingTokenizer
@@ -117,6 +130,10 @@ class MixingSources:
             sources.extend(self.document_index(d, tokenizer) for d in context.public_documents)
         sources.extend(workspace)
         return tuple(sources), tuple(tokenizer.encode(_tail(before)))
+
+
+def _block_bytes(text: str, tokens: np.ndarray) -> int:
+    return sys.getsizeof(text) + tokens.nbytes
 
 
 def _prompt_end(prefix: str, prompt: CompletionPrompt) -> str:
