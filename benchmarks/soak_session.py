@@ -118,14 +118,18 @@ async def initialize(client: LanguageClient, ready: asyncio.Event) -> None:
 
 async def engine_stats(client: LanguageClient) -> dict[str, dict[str, Any]]:
     """Every engine's counters (int4, int8...) once no request is left in any (or after
-    QUIET_TIMEOUT_S), by engine name."""
+    QUIET_TIMEOUT_S), by engine name. A warm prefill counts as a request: the typing pause after
+    the last answer starts one, and while it runs it holds a slot."""
     deadline = time.monotonic() + QUIET_TIMEOUT_S
     while True:
         report = await asyncio.wait_for(
             client.protocol.send_request_async("flashcode/stats", {}), REQUEST_TIMEOUT_S
         )
         engines: dict[str, dict[str, Any]] = _as_dict(report)["engines"]
-        busy = any(e["active"] or e["waiting"] for e in engines.values())
+        busy = any(
+            e["active"] or e["waiting"] or e.get("prefilling") or e.get("warm_waiting")
+            for e in engines.values()
+        )
         if not busy or time.monotonic() > deadline:
             return engines
         await asyncio.sleep(0.1)
@@ -158,6 +162,12 @@ def prefix_caches(engines: dict[str, dict[str, Any]]) -> dict[str, dict[str, int
 
 def cached_mb(engines: dict[str, dict[str, Any]]) -> float:
     return sum(c["bytes"] for c in prefix_caches(engines).values()) / 2**20
+
+
+def kv_written_mb(engines: dict[str, dict[str, Any]]) -> float:
+    """KV slot buffers written so far, over every engine (their pages are committed when first
+    written, up to each engine's whole buffer)."""
+    return sum(int(e.get("kv_written_bytes", 0)) for e in engines.values()) / 2**20
 
 
 def inline_params(typist: Typist) -> types.InlineCompletionParams:

@@ -127,6 +127,10 @@ class SharedKVRunner(_RunnerBase):
             for _ in self.device.kv_names
         ]
         self._pointers = [buffer.data_ptr() for buffer in self._buffers]
+        # Positions of each slot ever written: the system commits a buffer's pages when they are
+        # first written, so the resident KV grows with the longest sequence each slot has held,
+        # up to the whole buffer (a bound, not a leak; `kv_written_bytes`).
+        self._written = np.zeros(max_batch, np.int64)
         # host-side inputs and outputs of a decode step, edited in place between runs
         self._input_ids = np.zeros((max_batch, 1), np.int64)
         self._positions = np.zeros((max_batch, 1), np.int64)
@@ -227,6 +231,7 @@ class SharedKVRunner(_RunnerBase):
         # GroupQueryAttention writes and reads a row up to its mask's length: the positions past
         # it are never read, and the next step overwrites them
         assert 1 <= length <= self.lengths[slot]
+        self._note_written(slot)
         self._mask[slot, length:] = 0
         self.lengths[slot] = length
 
@@ -297,6 +302,7 @@ class SharedKVRunner(_RunnerBase):
         return KVSnapshot(values, length, kv_bytes(self.info, length))
 
     def release(self, slot: int) -> None:
+        self._note_written(slot)
         self._mask[slot] = 0
         self._mask[slot, 0] = 1
         self.lengths[slot] = 0
@@ -304,6 +310,23 @@ class SharedKVRunner(_RunnerBase):
 
     def holds_kv(self, slot: int) -> bool:
         return bool(self.lengths[slot] > 0 or self._mask[slot, 1:].any())
+
+    def _note_written(self, slot: int) -> None:
+        # the position after a held row's cache is written too: batched steps run every row
+        reached = min(int(self.lengths[slot]) + 1, self.max_length)
+        if reached > self._written[slot]:
+            self._written[slot] = reached
+
+    @property
+    def kv_written_bytes(self) -> int:
+        """KV buffer bytes written so far over all slots (read on any thread: approximate while
+        a step runs), at most `kv_buffer_bytes`."""
+        held = np.minimum(self.lengths + 1, self.max_length)
+        return sum(kv_bytes(self.info, int(n)) for n in np.maximum(self._written, held))
+
+    @property
+    def kv_buffer_bytes(self) -> int:
+        return kv_bytes(self.info, self.max_length) * self.max_batch
 
 
 def make_runner(

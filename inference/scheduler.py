@@ -198,6 +198,10 @@ class Scheduler:
         stats["slots"] = self.runner.max_batch
         stats["free_slots"] = len(free)
         stats["free_slots_holding_kv"] = sum(self.runner.holds_kv(slot) for slot in free)
+        written = getattr(self.runner, "kv_written_bytes", None)  # shared KV buffers only
+        if written is not None:
+            stats["kv_written_bytes"] = int(written)
+            stats["kv_buffer_bytes"] = int(getattr(self.runner, "kv_buffer_bytes", 0))
         steps = self.counters["decode_steps"]
         stats["mean_batch"] = round(self.counters["batched_rows"] / steps, 2) if steps else 0.0
         searched = self.counters["mixing_rows"]

@@ -73,3 +73,27 @@ def test_a_slot_that_keeps_its_kv_after_release_is_seen() -> None:
         assert runner.holds_kv(1) and not runner.holds_kv(0)
         runner.release(1)
         assert not runner.holds_kv(1)
+
+
+async def test_the_kv_written_follows_the_longest_sequence_each_slot_held_within_its_buffer() -> (
+    None
+):
+    # What the soak leaves out of the resident set's growth: a bound, not a leak.
+    options = EngineOptions(device="cpu", threads=1, max_batch=2, prefix_reuse=False)
+    with Engine.load(DEFAULT_MODEL, options) as engine:
+
+        def written() -> int:
+            return int(engine.stats()["kv_written_bytes"])  # type: ignore[call-overload]
+
+        buffer = int(engine.stats()["kv_buffer_bytes"])  # type: ignore[call-overload]
+        per_position = buffer // (2 * engine.max_length)
+        at_load = written()  # the load's own warm-up run
+        prompt = list(engine.tokenizer.encode("def main():\n    return 1\n" * 8))
+        await engine.generate(request(prompt, 4))
+        after_long = written()
+        assert after_long - at_load >= (len(prompt) - 8) * per_position
+        assert after_long >= (len(prompt) + 3) * per_position  # kept after the slot is free
+        await engine.generate(request(prompt[:10], 4))  # a shorter one writes nothing new
+        assert written() == after_long
+        assert_all_slots_free_and_empty(engine)
+        assert after_long <= buffer
