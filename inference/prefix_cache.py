@@ -77,6 +77,17 @@ class PrefixCache:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def stats(self) -> dict[str, int]:
+        return {
+            "entries": len(self),
+            "bytes": self.bytes,
+            "capacity_bytes": self.capacity_bytes,  # the bound of the budget it shares
+            "shared_by": len(self.budget.caches),  # engines whose caches share that bound
+            "hits": self.hits,
+            "misses": self.misses,
+            "reused_tokens": self.reused_tokens,
+        }
+
     def lookup(self, tokens: Sequence[int], limit: int) -> tuple[KVSnapshot, int] | None:
         """The entry sharing the longest prefix with `tokens` and that length (at most `limit`)."""
         query = np.asarray(tokens, np.int64)

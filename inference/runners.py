@@ -328,6 +328,9 @@ class SharedKVRunner(_RunnerBase):
     def kv_buffer_bytes(self) -> int:
         return kv_bytes(self.info, self.max_length) * self.max_batch
 
+    def kv_stats(self) -> dict[str, int]:
+        return {"kv_written_bytes": self.kv_written_bytes, "kv_buffer_bytes": self.kv_buffer_bytes}
+
 
 def make_runner(
     info: ModelInfo,

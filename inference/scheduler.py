@@ -198,10 +198,7 @@ class Scheduler:
         stats["slots"] = self.runner.max_batch
         stats["free_slots"] = len(free)
         stats["free_slots_holding_kv"] = sum(self.runner.holds_kv(slot) for slot in free)
-        written = getattr(self.runner, "kv_written_bytes", None)  # shared KV buffers only
-        if written is not None:
-            stats["kv_written_bytes"] = int(written)
-            stats["kv_buffer_bytes"] = int(getattr(self.runner, "kv_buffer_bytes", 0))
+        stats.update(getattr(self.runner, "kv_stats", dict)())  # shared KV buffers only
         steps = self.counters["decode_steps"]
         stats["mean_batch"] = round(self.counters["batched_rows"] / steps, 2) if steps else 0.0
         searched = self.counters["mixing_rows"]
@@ -215,17 +212,8 @@ class Scheduler:
         }
         if self.lookup is not None:
             stats.update(self.lookup.stats())
-        cache = self.prefix_cache
-        if cache is not None:
-            stats["prefix_cache"] = {
-                "entries": len(cache),
-                "bytes": cache.bytes,
-                "capacity_bytes": cache.capacity_bytes,  # the bound of the budget it shares
-                "shared_by": len(cache.budget.caches),  # engines whose caches share that bound
-                "hits": cache.hits,
-                "misses": cache.misses,
-                "reused_tokens": cache.reused_tokens,
-            }
+        if self.prefix_cache is not None:
+            stats["prefix_cache"] = self.prefix_cache.stats()
         return stats
 
     # -- the model thread ---------------------------------------------------------------------
