@@ -21,6 +21,7 @@ numpy, as our engine does. Without llama-cpp-python every key is None and `reaso
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -153,6 +154,19 @@ print(json.dumps({
 """
 
 
+def exit_reason(returncode: int, stderr: str) -> str:
+    """Why a child failed: the tail of its stderr, else the signal or status (a crash in native
+    code prints nothing)."""
+    if tail := stderr.strip()[-500:]:
+        return tail
+    if returncode < 0:
+        try:
+            return f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"killed by signal {-returncode}"
+    return f"exit status {returncode}"
+
+
 def measure(job: LlamaJob, python: str | None) -> dict[str, object]:
     """llama.cpp's figures for `job`, or `unavailable(...)` with the reason."""
     if python is None:
@@ -180,7 +194,7 @@ def measure(job: LlamaJob, python: str | None) -> dict[str, object]:
     except (OSError, subprocess.TimeoutExpired) as error:
         return unavailable(f"llama.cpp run failed: {error}")
     if result.returncode != 0:
-        return unavailable(f"llama.cpp run failed: {result.stderr.strip()[-500:]}")
+        return unavailable(f"llama.cpp run failed: {exit_reason(result.returncode, result.stderr)}")
     figures: dict[str, object] = json.loads(result.stdout.strip().splitlines()[-1])
     return {**unavailable(""), **figures, "reason": None}
 

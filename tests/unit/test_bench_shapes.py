@@ -108,6 +108,15 @@ def test_without_a_gguf_the_reason_is_passed_through() -> None:
     assert figures["llamacpp_reason"] == "no GGUF of this model"
 
 
+def test_a_llama_run_that_crashes_without_a_word_names_its_signal() -> None:
+    assert llama_peer.exit_reason(-11, "") == "killed by SIGSEGV"
+    assert llama_peer.exit_reason(-9, "  \n") == "killed by SIGKILL"
+    assert llama_peer.exit_reason(1, "") == "exit status 1"
+    assert llama_peer.exit_reason(1, "Traceback ... ValueError: bad gguf\n") == (
+        "Traceback ... ValueError: bad gguf"
+    )
+
+
 def test_a_model_without_a_gguf_says_how_to_give_one() -> None:
     args = argparse.Namespace(no_llama=False, gguf=None, shape=None)
     assert "--gguf" in str(engine_bench.llama_ggufs(args))
