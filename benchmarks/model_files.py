@@ -35,12 +35,37 @@ def gguf_module(vendor: Path) -> Any:
 # --- the default model's weights ---------------------------------------------------------------
 
 
-def _dequantize(packed: np.ndarray, scales: np.ndarray, columns: int) -> np.ndarray:
-    """MatMulNBits int4 (symmetric: zero point 8) to float32, (rows, columns)."""
-    low, high = packed & 0x0F, packed >> 4
-    values = np.stack([low, high], axis=-1).reshape(packed.shape[0], packed.shape[1], -1)
-    weights = (values.astype(np.float32) - 8.0) * scales[:, :, None]
-    return weights.reshape(packed.shape[0], -1)[:, :columns]
+def _dequantize(
+    packed: np.ndarray, scales: np.ndarray, columns: int, bits: int, zero_points: np.ndarray | None
+) -> np.ndarray:
+    """MatMulNBits weights (int4 or int8, blocks along the input) to float32, (rows, columns).
+
+    `packed` is (rows, blocks, bytes per block), two 4-bit values a byte low nibble first; the
+    zero points are one a block (4-bit: two a byte, likewise), or the midpoint when absent."""
+    rows, blocks = packed.shape[0], packed.shape[1]
+    if bits == 4:
+        values = np.stack([packed & 0x0F, packed >> 4], axis=-1).reshape(rows, blocks, -1)
+    else:
+        values = packed
+    if zero_points is None:
+        zero = np.full((rows, blocks), 2 ** (bits - 1), np.float32)
+    elif bits == 4:
+        nibbles = np.stack([zero_points & 0x0F, zero_points >> 4], axis=-1).reshape(rows, -1)
+        zero = nibbles[:, :blocks].astype(np.float32)
+    else:
+        zero = zero_points[:, :blocks].astype(np.float32)
+    weights = (values.astype(np.float32) - zero[:, :, None]) * scales.reshape(rows, blocks, 1)
+    return weights.reshape(rows, -1)[:, :columns]
+
+
+def _matmul_weights(init: dict[str, np.ndarray], prefix: str, columns: int) -> np.ndarray:
+    # Two exporter spellings: `weight_Q4` + `weight_scales` (symmetric), and `weight_Q4G32` or
+    # `weight_Q8G32` + `weight_scale` + `weight_zp` (asymmetric; the 8-bit one for the lm_head).
+    name = next(n for n in init if n.startswith(f"{prefix}.weight_Q"))
+    bits = int(name.removeprefix(f"{prefix}.weight_Q")[0])
+    scales = init.get(f"{prefix}.weight_scales", init.get(f"{prefix}.weight_scale"))
+    assert scales is not None, f"no scales for {prefix}"
+    return _dequantize(init[name], scales, columns, bits, init.get(f"{prefix}.weight_zp"))
 
 
 def default_model_weights(model_dir: Path | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -60,7 +85,7 @@ def default_model_weights(model_dir: Path | None = None) -> tuple[dict[str, Any]
     layers = decoder["num_hidden_layers"]
 
     def matmul(prefix: str, columns: int) -> np.ndarray:
-        return _dequantize(init[f"{prefix}.weight_Q4"], init[f"{prefix}.weight_scales"], columns)
+        return _matmul_weights(init, prefix, columns)
 
     embed = matmul("lm_head.MatMul", hidden)  # tied: the embedding gathers from it
     tensors: dict[str, Any] = {"model.embed_tokens.weight": embed}
@@ -77,8 +102,8 @@ def default_model_weights(model_dir: Path | None = None) -> tuple[dict[str, Any]
             tensors[f"{dst}.self_attn.{name}.weight"] = qkv[rows]
             tensors[f"{dst}.self_attn.{name}.bias"] = bias[rows]
         tensors[f"{dst}.self_attn.o_proj.weight"] = matmul(f"{src}.attn.o_proj.MatMul", q)
-        intermediate = init[f"{src}.mlp.gate_proj.MatMul.weight_Q4"].shape[0]
         tensors[f"{dst}.mlp.gate_proj.weight"] = matmul(f"{src}.mlp.gate_proj.MatMul", hidden)
+        intermediate = tensors[f"{dst}.mlp.gate_proj.weight"].shape[0]
         tensors[f"{dst}.mlp.up_proj.weight"] = matmul(f"{src}.mlp.up_proj.MatMul", hidden)
         tensors[f"{dst}.mlp.down_proj.weight"] = matmul(f"{src}.mlp.down_proj.MatMul", intermediate)
         tensors[f"{dst}.input_layernorm.weight"] = init[f"{src}.input_layernorm.weight"]
