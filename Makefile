@@ -11,6 +11,11 @@ BIN := $(VENV)/bin
 LLAMA_VENV ?= .venv-llama
 LLAMA_CPP_PYTHON ?= llama-cpp-python==0.3.36
 LLAMA_SDIST ?= $(LLAMA_VENV)/sdist
+# ggml's AMX int8 kernels crash in ggml_backend_amx_mul_mat on the first step on AMX CPUs
+# (Sapphire Rapids class; llama.cpp issue 20824, unfixed upstream): build without them.
+ifeq ($(shell uname -m),x86_64)
+LLAMA_CMAKE_ARGS ?= -DCMAKE_C_FLAGS=-mno-amx-int8 -DCMAKE_CXX_FLAGS=-mno-amx-int8
+endif
 
 .PHONY: install serve check test test-python test-editors test-remote llama-venv clean
 
@@ -45,7 +50,7 @@ llama-venv:
 	  $(LLAMA_VENV)/bin/python -m pip install -q --upgrade pip && \
 	  $(LLAMA_VENV)/bin/python -m pip download -q --no-deps --no-binary=:all: \
 	    -d $(LLAMA_SDIST) '$(LLAMA_CPP_PYTHON)' && \
-	  $(LLAMA_VENV)/bin/python -m pip install "$$(ls $(LLAMA_SDIST)/llama_cpp_python-*.tar.gz)[server]"; }
+	  CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(LLAMA_VENV)/bin/python -m pip install "$$(ls $(LLAMA_SDIST)/llama_cpp_python-*.tar.gz)[server]"; }
 
 test-remote: install llama-venv
 	FLASHCODE_LLAMA_PYTHON=$(abspath $(LLAMA_VENV))/bin/python \
