@@ -17,12 +17,13 @@ threads leave their arenas full of freed pages that would otherwise stay residen
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import re
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import numpy as np
+
+from lsp_server.native_memory import glibc_trim
 
 PIECE_CHARS = 32_768  # a piece is cut at the first line start past this many characters
 # Cut points, the finer first, each with texts that the probe joins and compares.
@@ -49,21 +50,12 @@ class IndexTokenizer(Protocol):
     def decode(self, ids: Sequence[int]) -> str: ...
 
 
-def _libc_trim() -> Callable[[int], int] | None:
-    try:
-        trim = ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):  # not glibc: nothing to ask
-        return None
-    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
-    return trim
-
-
-_TRIM = _libc_trim()
+_TRIM = glibc_trim()
 
 
 def release_freed_memory() -> None:
     if _TRIM is not None:
-        _TRIM(0)
+        _TRIM()
 
 
 def pieces(text: str, cut: re.Pattern[str], size: int = PIECE_CHARS) -> list[str]:
