@@ -458,3 +458,7 @@ def main(argv: list[str]) -> int:
             print(f"{key:>24}: {result[key]}", file=sys.stderr)
     print(json.dumps(result, indent=2))
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
