@@ -236,6 +236,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "FLASHCODE_BACKEND": "remote",
         "FLASHCODE_REMOTE__URL": f"http://127.0.0.1:{port}/v1",
         "FLASHCODE_REMOTE__FIM": "raw",
+        "FLASHCODE_REMOTE__HEALING": args.healing,
         "FLASHCODE_REMOTE__TIMEOUT_MS": "120000",
         "FLASHCODE_MODEL_PATH": model,
     }
@@ -252,6 +253,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         },
         "model": "flashcode-tiny (embedded default; GGUF f32 of its int4 weights on llama.cpp)",
         "server": f"llama-cpp-python 0.3.36 server, --n_threads {args.threads}, loopback",
+        "healing": args.healing,
         "cases": len(cases),
     }
     local = await Editor("bench-remote-local", {**common, "modelPath": model}).start({})
@@ -307,6 +309,9 @@ def main(argv: list[str]) -> int:
         "--file", help="source file for the cursors (default: a held-out stdlib file)"
     )
     parser.add_argument("--cases", type=int, default=40)
+    parser.add_argument(
+        "--healing", choices=["prompt", "grammar"], default="prompt", help="remote.healing"
+    )
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--editors", type=int, default=8)
     parser.add_argument(

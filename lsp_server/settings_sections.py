@@ -17,6 +17,9 @@ Backend = Literal["local", "remote"]
 # suffix: the server applies its own FIM template to prompt + suffix (Ollama, llama-cpp-python);
 # raw: the prompt is FIM-templated here, for servers without `suffix` (vLLM, llama-server, TGI).
 RemoteFim = Literal["suffix", "raw"]
+# prompt: token healing's forced text ends the prompt; grammar: the answer is held to start with
+# it by a GBNF `grammar` (llama.cpp's llama-server and llama-cpp-python take one).
+RemoteHealing = Literal["prompt", "grammar"]
 # prompts.fim's template names (a unit test keeps the two equal); "" = detect from the tokenizer.
 FimTemplateName = Literal[
     "", "qwen2.5-coder", "starcoder", "deepseek-coder", "codellama", "codegemma"
@@ -170,5 +173,13 @@ class RemoteSettings:
         metadata=about(
             "suffix: send prompt and suffix, the server applies its FIM template (Ollama,"
             " llama-cpp-python). raw: send the FIM prompt built here (vLLM, llama-server, TGI)."
+        ),
+    )
+    healing: RemoteHealing = field(
+        default="prompt",
+        metadata=about(
+            "After a partial word: prompt: send the typed part at the prompt's end. grammar:"
+            " hold the answer to start with it by a GBNF grammar, as the local engine does"
+            " (llama-server, llama-cpp-python)."
         ),
     )

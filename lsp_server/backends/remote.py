@@ -14,8 +14,11 @@ caches and editor features in front of them, unchanged. `RemoteEngine` takes the
   breaks off) end in an empty answer with finish "error", never a hang, and one rate-limited
   message naming the URL and the fix. Nothing is remembered against the server: the next
   request tries again, so it recovers on its own when the server is back.
-- Token healing: servers take no constraint on an answer's first characters, so the text the
-  prompt backed off from goes back at the prompt's end and leads the answer, as if forced.
+- Token healing: an OpenAI-compatible API takes no constraint on an answer's first characters,
+  so by default (`remote.healing: "prompt"`) the text the prompt backed off from goes back at the
+  prompt's end and leads the answer, as if forced. With `"grammar"` the prompt stays backed off
+  and a GBNF grammar holds the answer to start with that text (llama.cpp's servers), as the
+  local engine's forced tokens do; a server that ignores the grammar is reported, not trusted.
 - Privacy: the only socket is to `remote.url`, opened only when `backend` is remote.
 """
 
@@ -80,6 +83,7 @@ class RemoteSpec:
     fim: str
     fim_template: str
     tokenizer_dir: Path | None  # modelPath, when set: its tokenizer counts the prompt
+    healing: str = "prompt"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RemoteSpec:
@@ -92,6 +96,7 @@ class RemoteSpec:
             fim=remote.fim,
             fim_template=settings.fim_template,
             tokenizer_dir=Path(settings.model_path).expanduser() if settings.model_path else None,
+            healing=remote.healing,
         )
 
 
@@ -139,7 +144,9 @@ class RemoteEngine:
         name = self.model_name or "remote model"
         template = getattr(self._tokenizer, "template", None)
         counted = self.spec.tokenizer_dir or (template.name if template else "")
-        fingerprint = f"remote|{self.url}|{self.model_name}|{self.spec.fim}|{counted}"
+        fingerprint = (
+            f"remote|{self.url}|{self.model_name}|{self.spec.fim}|{self.spec.healing}|{counted}"
+        )
         return RemoteModel(name=f"{name} @ {self.endpoint.host}", fingerprint=fingerprint)
 
     @property
@@ -225,12 +232,13 @@ class RemoteEngine:
         deadline = started + request.deadline_s if request.deadline_s else None
         self.requests += 1
         self.in_flight += 1
-        stream = _Stream(request, started, stop_texts(request, self._tokenizer))
+        grammar = self.spec.healing == "grammar"
+        stream = _Stream(request, started, stop_texts(request, self._tokenizer), grammar)
         try:
             if not self._probed and not await self._probe_once():
                 return stream.result("error")
             body = completion_body(
-                request, self._tokenizer, self.spec.fim, self.model_name, self.max_length
+                request, self._tokenizer, self.spec.fim, self.model_name, self.max_length, grammar
             )
             finish = await self._stream(body, stream, deadline)
         except asyncio.CancelledError:
@@ -306,6 +314,7 @@ class RemoteEngine:
             "url": self.url,
             "model": self.model_name,
             "fim": self.spec.fim,
+            "healing": self.spec.healing,
             "provider": PROVIDER,
             "max_length": self.max_length,
             "requests": self.requests,
@@ -322,10 +331,18 @@ class RemoteEngine:
 class _Stream:
     """The answer as it streams in: the text, the stop strings found, the finish reason."""
 
-    def __init__(self, request: GenerationRequest, started: float, stops: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        request: GenerationRequest,
+        started: float,
+        stops: tuple[str, ...],
+        grammar: bool = False,
+    ) -> None:
         self.request = request
         self.started = started
         self.stops = stops
+        # held by a grammar, the answer starts with the forced text: taken off as it arrives
+        self.lead = request.forced_prefix if grammar else ""
         self.text = ""
         self.first_ms = 0.0
         self.events = 0
@@ -343,6 +360,8 @@ class _Stream:
         piece = choice.get("text", "")
         if not isinstance(piece, str):
             raise RemoteFault("malformed", "a choice without text")
+        if self.lead:
+            piece = self._take_lead(piece)
         if self.events == 0:
             self.first_ms = (time.perf_counter() - self.started) * 1000
         self.events += 1
@@ -355,6 +374,17 @@ class _Stream:
             self.finish = "length"
         elif isinstance(reason, str) and reason:
             self.finish = "stop"
+
+    def _take_lead(self, piece: str) -> str:
+        size = min(len(piece), len(self.lead))
+        if piece[:size] != self.lead[:size]:
+            raise RemoteFault(
+                "malformed",
+                "the answer does not start with the typed text: the server ignores `grammar`"
+                ' (set remote.healing to "prompt")',
+            )
+        self.lead = self.lead[size:]
+        return piece[size:]
 
     def result(self, finish: FinishReason) -> GenerationResult:
         text = "" if finish == "error" else self.request.forced_prefix + self.text

@@ -83,20 +83,41 @@ def prompt_and_suffix(
     return "".join(text for _, text in runs), None
 
 
+def gbnf_literal(text: str) -> str:
+    """`text` as the inside of a GBNF string literal: quotes, backslashes, control and
+    non-ASCII characters escaped as code points."""
+    escaped = []
+    for char in text:
+        point = ord(char)
+        if char in '"\\' or point < 0x20 or point >= 0x7F:
+            kind, width = ("x", 2) if point < 0x100 else ("u", 4) if point < 0x10000 else ("U", 8)
+            escaped.append(f"\\{kind}{point:0{width}X}")
+        else:
+            escaped.append(char)
+    return "".join(escaped)
+
+
+def forced_start_grammar(text: str) -> str:
+    """A GBNF grammar of every answer that starts with `text`."""
+    return f'root ::= "{gbnf_literal(text)}" [^\\x00]*'
+
+
 def completion_body(
     request: GenerationRequest,
     tokenizer: EngineTokenizer,
     fim: str,
     model: str,
     max_length: int,
+    grammar: bool = False,
 ) -> dict[str, Any]:
     """The JSON body of a streamed `/completions` request; the answer is held to what
     `max_length` leaves after the prompt, as the local engine holds it to its slot."""
     prompt, suffix = prompt_and_suffix(request.prompt_ids, tokenizer, fim)
-    # Token healing's forced text goes back at the prompt's end: the server cannot be told to
-    # start its answer with it, and the answer is reported with it in front (remote.py).
+    # Token healing's forced text: held as the answer's start by a grammar, or else back at the
+    # prompt's end; either way the answer is reported with it in front (remote.py).
+    held = grammar and bool(request.forced_prefix)
     body: dict[str, Any] = {
-        "prompt": prompt + request.forced_prefix,
+        "prompt": prompt if held else prompt + request.forced_prefix,
         "max_tokens": max(1, min(request.max_new_tokens, max_length - len(request.prompt_ids))),
         "temperature": request.temperature,
         "top_p": request.top_p,
@@ -110,6 +131,8 @@ def completion_body(
         body["stop"] = list(request.stop_strings[:SERVER_STOPS])
     if request.seed is not None:
         body["seed"] = request.seed
+    if held:
+        body["grammar"] = forced_start_grammar(request.forced_prefix)
     return body
 
 

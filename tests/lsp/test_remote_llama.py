@@ -102,6 +102,44 @@ async def test_completions_arrive_from_llama_cpp(
     assert report["engine"]["model"] == "flashcode-tiny"
 
 
+async def test_under_the_grammar_setting_the_server_finishes_a_partial_word(
+    client: LanguageClient, llama: LlamaServer
+) -> None:
+    # `se` ends inside the token ` self`: the prompt backs off to the line's indentation, and a
+    # GBNF grammar holds the server's answer to start with `se` (by default, `se` ends the
+    # prompt as text, a split the model never saw, and it writes `semantics` here).
+    partial = (
+        "class Stack:\n    def __init__(self):\n        self.items = []\n\n"
+        "    def push(self, item):\n        se"
+    )
+    client.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(
+            settings={"flashcode": {"remote": {"healing": "grammar"}, "cache": {"enabled": False}}}
+        )
+    )
+    try:
+        await asyncio.wait_for(engine_setting(client, "healing", "grammar"), NO_HANG_S)
+        served = len(ACCESS.findall(llama.log_text()))
+        items = await complete(client, "healing", partial)
+        assert len(ACCESS.findall(llama.log_text())) > served, "the answer came from llama.cpp"
+        assert items, "no suggestion after `se`"
+        suggestion = items[0].insert_text
+        assert isinstance(suggestion, str) and suggestion.startswith("lf"), suggestion
+    finally:
+        client.workspace_did_change_configuration(
+            types.DidChangeConfigurationParams(
+                settings={"flashcode": {"cache": {"enabled": False}}}
+            )
+        )
+        await asyncio.wait_for(engine_setting(client, "healing", "prompt"), NO_HANG_S)
+
+
+async def engine_setting(client: LanguageClient, key: str, value: str) -> None:
+    """Until the engine the server reports has `key` set to `value` (after a reconnect)."""
+    while (await stats(client))["engine"].get(key) != value:
+        await asyncio.sleep(0.05)
+
+
 async def test_a_cancellation_ends_the_servers_stream_early(
     client: LanguageClient, llama: LlamaServer
 ) -> None:

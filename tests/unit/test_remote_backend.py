@@ -14,11 +14,12 @@ from inference.scheduler import GenerationRequest
 from inference.tokenizer import Tokenizer
 from lsp_server.backends.char_tokenizer import CharTokenizer
 from lsp_server.backends.http_stream import Endpoint, request
-from lsp_server.backends.remote import RemoteSetupError, RemoteSpec, connect
+from lsp_server.backends.remote import RemoteSetupError, RemoteSpec, _Stream, connect
 from lsp_server.backends.remote_faults import FaultGate, RemoteFault, fault_message
 from lsp_server.backends.remote_prompt import (
     completion_body,
     cut_at_stop,
+    forced_start_grammar,
     prompt_and_suffix,
     stop_texts,
     template_for_model,
@@ -97,6 +98,35 @@ def test_the_body_puts_the_healed_text_back_and_holds_the_answer_to_the_length()
     assert body["stream"] is True and body["model"] == "qwen" and body["seed"] == 3
     assert body["stop"] == ["\n", "\ndef ", "\nclass ", "\nif "]  # OpenAI takes four
     assert body["max_tokens"] == 40 - len(request.prompt_ids)
+
+
+def test_with_a_grammar_the_prompt_stays_backed_off_and_the_answer_is_held_to_the_typed_text() -> (
+    None
+):
+    tokenizer = CharTokenizer(QWEN)
+    healed = GenerationRequest(
+        prompt_ids=fim_ids(tokenizer, "return self.", "\n"), forced_prefix="na"
+    )
+    body = completion_body(healed, tokenizer, "suffix", "qwen", max_length=40, grammar=True)
+    assert body["prompt"] == "return self." and body["grammar"] == 'root ::= "na" [^\\x00]*'
+    whole = GenerationRequest(prompt_ids=fim_ids(tokenizer, "return self.", "\n"))
+    assert "grammar" not in completion_body(whole, tokenizer, "suffix", "qwen", 40, grammar=True)
+
+
+def test_the_grammar_spells_quotes_backslashes_tabs_and_non_ascii_as_code_points() -> None:
+    assert forced_start_grammar('f"\\') == 'root ::= "f\\x22\\x5C" [^\\x00]*'
+    assert forced_start_grammar("\té😀") == 'root ::= "\\x09\\xE9\\U0001F600" [^\\x00]*'
+
+
+def test_a_grammar_held_answer_is_reported_once_and_a_server_ignoring_it_is_named() -> None:
+    request = GenerationRequest(prompt_ids=(1,), forced_prefix="sel", stop_strings=("\n",))
+    stream = _Stream(request, 0.0, ("\n",), grammar=True)
+    for piece in ("se", "lf.items", ".append(item)\nx"):
+        stream.add_event({"choices": [{"text": piece}]})
+    assert stream.result("stop").text == "self.items.append(item)"
+    ignoring = _Stream(request, 0.0, (), grammar=True)
+    with pytest.raises(RemoteFault, match=r"remote\.healing"):
+        ignoring.add_event({"choices": [{"text": "items"}]})
 
 
 def test_every_stop_ends_the_streamed_text_even_those_the_server_was_not_sent() -> None:

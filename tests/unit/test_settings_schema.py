@@ -72,7 +72,7 @@ def test_flashcode_settings_schema_prints_the_json_schema(
 def test_the_schema_names_every_setting_with_its_default_and_a_description() -> None:
     defaults = Settings()
     leaves = dict(flat_properties(json_schema()))
-    assert len(leaves) == 34
+    assert len(leaves) == 35
     for key, prop in leaves.items():
         value: Any = defaults
         for part in key.split("."):
