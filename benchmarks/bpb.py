@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -145,3 +146,7 @@ def main(argv: Sequence[str]) -> int:
     report["skipped_sources"] = skipped
     print(json.dumps(report, indent=2))
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -384,3 +384,7 @@ def main(argv: list[str]) -> int:
             print(f"{key:>16}: {report[key]}", file=sys.stderr)
     print(json.dumps(report, indent=2))
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -19,6 +19,7 @@ import asyncio
 import json
 import random
 import statistics
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
@@ -256,3 +257,7 @@ def main(argv: Sequence[str]) -> int:
     report["cost"] = verify_cost(args.model, args.threads, past=512, repeats=30)
     print(json.dumps(report, indent=2))
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

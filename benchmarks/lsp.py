@@ -198,3 +198,7 @@ def main(argv: list[str]) -> int:
         result.update(asyncio.run(open_latency.measure(args)))
     print(json.dumps(result, indent=2))
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

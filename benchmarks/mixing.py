@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import json
 import random
+import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -92,3 +93,7 @@ def main(argv: Sequence[str]) -> int:
     report = measure(args.model, args.project, args.prompts, args.new_tokens, args.seed)
     print(json.dumps(report, indent=2))
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -327,3 +327,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     print(json.dumps(asyncio.run(run(args)), indent=2))
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
